@@ -1,0 +1,5 @@
+import sys
+
+from orthoact.cli import main
+
+sys.exit(main())

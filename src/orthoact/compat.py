@@ -1,0 +1,102 @@
+"""Loading parameters from torchortho 0.1.2 (the paper's own library).
+
+torchortho stores each family under other names and 1-D shapes. :func:`torchortho_state_dict`
+renames and reshapes them into this library's ``state_dict``; :func:`from_torchortho` builds the
+equivalent module directly. Outputs are the same for the same parameters::
+
+    >>> from torchortho import HermiteActivation
+    >>> old = HermiteActivation(3)
+    >>> new = orthoact.from_torchortho(old)          # or from a saved state_dict:
+    >>> new = orthoact.from_torchortho(old.state_dict(), family="hermite")
+
+Name mapping (torchortho -> orthoact):
+
+* HermiteActivation: ``coefficients`` -> ``coefficients`` (buffers ``coeffs``/``grid`` dropped);
+* FourierActivation: ``fundamental`` -> ``bias``, ``coefficients``, ``grid`` -> ``frequencies``, ``phases``;
+* TropicalActivation: ``coefficients`` -> ``offsets`` (buffer ``powers`` must be ``0..n``);
+* TropicalRationalActivation: ``powers_num`` -> ``slopes_num``, ``coefficients_num`` -> ``offsets_num``,
+  ``powers_denom`` -> ``slopes_den``, ``coefficients_denom`` -> ``offsets_den``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
+
+_CLASS_TO_FAMILY = {
+    "HermiteActivation": "hermite",
+    "FourierActivation": "fourier",
+    "TropicalActivation": "tropical",
+    "TropicalRationalActivation": "tropical_rational",
+}
+
+_RENAMES = {
+    "hermite": {"coefficients": "coefficients"},
+    "fourier": {"fundamental": "bias", "coefficients": "coefficients", "grid": "frequencies", "phases": "phases"},
+    "tropical": {"coefficients": "offsets"},
+    "tropical_rational": {
+        "powers_num": "slopes_num",
+        "coefficients_num": "offsets_num",
+        "powers_denom": "slopes_den",
+        "coefficients_denom": "offsets_den",
+    },
+}
+
+_CLASSES = {"hermite": Hermite, "fourier": Fourier, "tropical": Tropical, "tropical_rational": TropicalRational}
+
+
+def torchortho_state_dict(state_dict: Mapping[str, Tensor], family: str) -> dict[str, Tensor]:
+    """Rename and reshape a torchortho 0.1.2 ``state_dict`` of ``family`` into ours (``groups=1``)."""
+    if family not in _RENAMES:
+        raise ValueError(f"family must be one of {', '.join(map(repr, _RENAMES))}; got {family!r}")
+    if any(key.startswith("clamp.") for key in state_dict):
+        raise ValueError("torchortho's HermiteActivation(clamp=True) has no equivalent here (no learnable clamp)")
+    out = {}
+    for old, new in _RENAMES[family].items():
+        if old not in state_dict:
+            raise KeyError(f"torchortho state_dict for {family} lacks {old!r}; keys present: {sorted(state_dict)}")
+        out[new] = state_dict[old].detach().reshape(1, -1).clone()
+    if family == "tropical" and "powers" in state_dict:
+        powers = state_dict["powers"]
+        if not torch.equal(powers.cpu().to(torch.int64), torch.arange(powers.numel())):
+            raise ValueError(f"torchortho TropicalActivation.powers must be 0..n, got {powers.tolist()}")
+    return out
+
+
+def _degree(family: str, state: Mapping[str, Tensor]) -> int:
+    if family == "fourier":
+        return state["coefficients"].shape[1]
+    return next(iter(state.values())).shape[1] - 1
+
+
+def from_torchortho(obj: nn.Module | Mapping[str, Tensor], family: str | None = None, **kwargs) -> BasisActivation:
+    """Build the orthoact module equivalent to a torchortho 0.1.2 module (or its ``state_dict``).
+
+    Args:
+        obj: a torchortho activation module, or a ``state_dict`` saved from one (then ``family`` is needed).
+        family: ``"hermite"``, ``"fourier"``, ``"tropical"`` or ``"tropical_rational"``; inferred from a module.
+        kwargs: passed to the orthoact class (e.g. ``backend``); ``groups`` is always 1.
+    """
+    if isinstance(obj, nn.Module):
+        inferred = _CLASS_TO_FAMILY.get(type(obj).__name__)
+        if inferred is None:
+            raise TypeError(f"expected a torchortho activation module, got {type(obj).__name__}")
+        if family is not None and family != inferred:
+            raise ValueError(f"family={family!r} does not match the module's class {type(obj).__name__}")
+        family, state_dict = inferred, obj.state_dict()
+    elif isinstance(obj, Mapping):
+        if family is None:
+            raise ValueError("family is required when converting a state_dict")
+        state_dict = obj
+    else:
+        raise TypeError(f"expected a torchortho module or state_dict, got {type(obj).__name__}")
+    state = torchortho_state_dict(state_dict, family)
+    reference = next(iter(state.values()))
+    kwargs.setdefault("dtype", reference.dtype)
+    module = _CLASSES[family](_degree(family, state), **kwargs)
+    module.load_state_dict(state)
+    return module

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+import orthoact
+
+FAMILIES = orthoact.FAMILIES
+
+
+def make(family: str, degree: int | None = None, *, groups: int = 1, dtype=torch.float64, seed: int = 0, random=True, **kwargs):
+    """A module of ``family`` with (by default) random, well-spread parameters, in ``dtype``."""
+    torch.manual_seed(seed)
+    kwargs.setdefault("backend", "reference")
+    module = orthoact.create(family, groups=groups, dtype=dtype, **({} if degree is None else {"degree": degree}), **kwargs)
+    if random:
+        with torch.no_grad():
+            for name, p in module.named_parameters():
+                p.add_(0.3 * torch.randn_like(p))
+    return module
+
+
+def params_of(module) -> dict[str, torch.Tensor]:
+    """The functional arguments of a module, in call order."""
+    names = {
+        "hermite": ["coefficients"],
+        "fourier": ["bias", "coefficients", "frequencies", "phases"],
+        "tropical": ["offsets"],
+        "tropical_rational": ["slopes_num", "offsets_num", "slopes_den", "offsets_den"],
+    }[module.family]
+    return {n: getattr(module, n) for n in names}
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request):
+    return request.param

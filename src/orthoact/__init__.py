@@ -5,7 +5,7 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 (arXiv 2502.01247).
 """
 
-from orthoact import functional
+from orthoact import functional, ops
 from orthoact.compat import from_torchortho, torchortho_state_dict
 from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
 from orthoact.registry import FAMILIES, available, create, register
@@ -23,6 +23,7 @@ __all__ = [
     "register",
     "FAMILIES",
     "functional",
+    "ops",
     "from_torchortho",
     "torchortho_state_dict",
     "__version__",

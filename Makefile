@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
+	$(PY) -c "import orthoact; i = orthoact.ops.load_fused_kernels(); print('fused CPU kernels:', i.error or ('compiled in %.1f s' % i.seconds if i.compiled else 'cached'))"
 	touch $@
 
 test: $(STAMP)
@@ -24,6 +25,9 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m orthoact summary
+
+bench: $(STAMP)
+	$(PY) benchmarks/cpu_activations.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache

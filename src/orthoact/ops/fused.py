@@ -6,7 +6,8 @@ of 256 elements, accumulated in float64). The ops have fake implementations, so
 ``torch.compile(model, fullgraph=True)`` sees them as opaque nodes without graph breaks.
 
 float32 and float64 run natively; float16 and bfloat16 inputs are computed in float32.
-Only first derivatives are implemented: double backward needs ``backend="reference"``.
+The kernels compute first derivatives; when a higher-order derivative is asked for
+(``create_graph=True``), the backward differentiates the reference formulas instead.
 """
 
 from __future__ import annotations
@@ -23,10 +24,16 @@ FAMILY_CODES = {"hermite": 0, "fourier": 1, "tropical": 2, "tropical_rational": 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
 
+@torch.compiler.assume_constant_result
+def _kernel_error() -> str | None:
+    # Evaluated eagerly while torch.compile traces (building takes a lock and runs a compiler).
+    return load().error
+
+
 def unavailable_reason(x: Tensor) -> str | None:
     if x.device.type != "cpu":
         return f"input is on {x.device.type}; the fused kernels run on CPU tensors"
-    return load().error
+    return _kernel_error()
 
 
 def _library():
@@ -87,8 +94,32 @@ def _setup_context(ctx, inputs, output):
     ctx.meta = (family, degree, block_len, groups)
 
 
+def _split(family: int, params: Tensor, degree: int) -> list[Tensor]:
+    """Unpack the (groups, P) parameter matrix into the family's functional arguments."""
+    sizes = {0: [degree + 1], 1: [1, degree, degree, degree], 2: [degree + 1], 3: [degree + 1] * 4}[family]
+    return list(params.split(sizes, dim=1))
+
+
+def _reference_backward(ctx, grad, x, params):
+    """Differentiable backward (``create_graph=True``): autograd through the reference formulas.
+
+    The contiguous input's grouping, group (i // block_len) % groups, is the reference's grouping of
+    ``x.reshape(-1, groups, block_len)`` along dimension 1.
+    """
+    from orthoact import reference
+
+    family, degree, block_len, groups = ctx.meta
+    fn = getattr(reference, {v: k for k, v in FAMILY_CODES.items()}[family])
+    y = fn(x.reshape(-1, groups, block_len), *_split(family, params, degree), channel_dim=1).reshape(x.shape)
+    wanted = [t for t, need in zip((x, params), ctx.needs_input_grad[:2]) if need]
+    grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2]) + (None,) * 4
+
+
 def _backward(ctx, grad):
     x, params = ctx.saved_tensors
+    if torch.is_grad_enabled():  # a higher-order derivative was asked for
+        return _reference_backward(ctx, grad, x, params)
     need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     dx, dparams = fused_backward(grad.contiguous(), x, params, *ctx.meta, need_x, need_p)
     return (dx if need_x else None), (dparams.to(params.dtype) if need_p else None), None, None, None, None
@@ -104,7 +135,14 @@ def _block_len(x: Tensor, groups: int, channel_dim: int) -> int:
     return (x.shape[dim] // groups) * math.prod(x.shape[dim + 1 :])
 
 
+MAX_DEGREE = 64  # as in kernels.cpp; higher degrees run on the reference implementation
+
+
 def _apply(family: str, x: Tensor, params: list[Tensor], degree: int, channel_dim: int) -> Tensor:
+    if degree > MAX_DEGREE:
+        from orthoact import reference
+
+        return getattr(reference, family)(x, *params, channel_dim=channel_dim)
     dtype = compute_dtype(x, *params)
     packed = torch.cat([p.to(dtype) for p in params], dim=1).contiguous()  # autograd splits the grads back
     groups = packed.shape[0]

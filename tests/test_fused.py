@@ -1,0 +1,234 @@
+"""The fused CPU path against the reference: outputs, input gradients and every parameter gradient."""
+
+import math
+import re
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import orthoact
+import orthoact.functional as OF
+from orthoact import backends
+from orthoact.ops import _build
+from conftest import FAMILIES, make, params_of
+
+FUNCS = {"hermite": OF.hermite, "fourier": OF.fourier, "tropical": OF.tropical, "tropical_rational": OF.tropical_rational}
+TOL = {
+    torch.float64: dict(rtol=1e-10, atol=1e-10),
+    torch.float32: dict(rtol=2e-5, atol=2e-5),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
+    torch.float16: dict(rtol=2e-3, atol=2e-3),
+}
+# (shape, groups, channel_dim): odd sizes, a prime-sized 3-D tensor, short runs (rows layout) and
+# long runs (blocked layout) of one group.
+
+
+def uses_fused(y: torch.Tensor) -> bool:
+    """Whether the autograd graph of ``y`` contains the fused op."""
+    stack, seen = [y.grad_fn], set()
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if "fused_forward" in type(fn).__name__:
+            return True
+        stack.extend(f for f, _ in fn.next_functions)
+    return False
+
+
+CASES = [
+    ((1,), 1, -1),
+    ((7,), 1, -1),
+    ((1023,), 1, -1),
+    ((13, 17, 19), 1, -1),
+    ((13, 17, 19), 17, 1),
+    ((5, 6, 7), 3, 1),
+    ((3, 300), 300, -1),
+    ((4, 6, 611), 2, 1),
+    ((2, 9, 37), 9, 1),
+]
+
+
+def compare(family, shape, groups, channel_dim, dtype, degree=None, seed=0, scale=2.0):
+    module = make(family, degree, groups=groups, dtype=torch.float64, seed=seed)
+    params = params_of(module)
+    torch.manual_seed(seed + 1)
+    x = (scale * torch.randn(shape, dtype=torch.float64)).to(dtype)
+    grad = torch.randn(shape, dtype=torch.float64).to(dtype)
+    results = {}
+    for backend in ("reference", "fused"):
+        xx = x.clone().requires_grad_()
+        ps = [p.detach().clone().float().requires_grad_() if dtype != torch.float64 else p.detach().clone().requires_grad_() for p in params.values()]
+        y = FUNCS[family](xx, *ps, channel_dim=channel_dim, backend=backend)
+        assert y.dtype == dtype and y.shape == x.shape
+        if backend == "fused" and x.numel():
+            assert uses_fused(y)
+        y.backward(grad)
+        results[backend] = [y.detach(), xx.grad] + [p.grad for p in ps]
+    names = ["output", "input grad"] + [f"grad of {n}" for n in params]
+    for name, ref, fast in zip(names, results["reference"], results["fused"]):
+        scale_ = 1.0 if name in ("output", "input grad") else max(1.0, math.sqrt(x.numel()))
+        tol = {k: v * scale_ for k, v in TOL[dtype].items()}
+        torch.testing.assert_close(fast.double(), ref.double(), **tol, msg=lambda m: f"{family} {name}: {m}")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-g{c[1]}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_matches_reference(family, case, dtype):
+    compare(family, *case, dtype)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fused_half_precision(family, dtype):
+    compare(family, (4, 6, 33), 3, 1, dtype, scale=1.0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("degree", [1, 2, 7, 11, 20])
+def test_fused_degrees(family, degree):
+    """Degrees 1-10 run specialised float32 code, higher ones the generic loop."""
+    compare(family, (3, 1000), 1, -1, torch.float32, degree=degree, scale=1.0)
+    compare(family, (2, 4, 65), 4, 1, torch.float64, degree=degree, scale=1.0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("groups", [1, 3])
+def test_fused_gradcheck(family, groups):
+    module = make(family, groups=groups, seed=5)
+    x = torch.randn(2, 3 * groups, 9, dtype=torch.float64, requires_grad=True)
+    params = [p.detach().clone().requires_grad_() for p in params_of(module).values()]
+    fn = lambda x, *p: FUNCS[family](x, *p, channel_dim=1, backend="fused")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+
+
+def test_fused_large_fourier_arguments_use_exact_cosine():
+    """|w x - phi| beyond the float32 reduction's range is recomputed with libm in float64.
+
+    The float32 reference rounds the argument w x itself (ulp(1e4) = 1e-3), so compare with the
+    reference in float64 on the same float32 values.
+    """
+    act = make("fourier", groups=1, dtype=torch.float32, seed=3)
+    act.backend = "fused"
+    torch.manual_seed(0)
+    x = torch.empty(4099).uniform_(1e4, 1e5) * torch.randn(4099).sign()
+    exact = OF.fourier(x.double(), *[p.double() for p in params_of(act).values()], backend="reference")
+    torch.testing.assert_close(act(x).double(), exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fused_nan_inf(family):
+    m = orthoact.create(family, backend="fused")
+    ref = orthoact.create(family, backend="reference")
+    ref.load_state_dict(m.state_dict())
+    x = torch.tensor([math.nan, math.inf, -math.inf, 0.5] + [0.1] * 20)
+    y, y_ref = m(x), ref(x)
+    assert math.isnan(y[0].item())
+    # Non-finite where the reference is non-finite (the Hermite forward evaluates by Horner's rule,
+    # so F(+inf) may be inf where the recurrence gives inf - inf = NaN), equal elsewhere.
+    assert torch.equal(torch.isfinite(y), torch.isfinite(y_ref))
+    finite = torch.isfinite(y_ref)
+    torch.testing.assert_close(y[finite], y_ref[finite])
+
+
+def test_fused_only_parameter_or_only_input_grad():
+    act = orthoact.Hermite(3, backend="fused")
+    x = torch.randn(100)
+    act(x).sum().backward()  # input does not require grad
+    assert act.coefficients.grad is not None
+    act.coefficients.requires_grad_(False)
+    x.requires_grad_()
+    act(x).sum().backward()
+    assert x.grad is not None
+
+
+def test_fused_thread_count_does_not_change_results():
+    act = make("fourier", groups=1, dtype=torch.float32, seed=2)
+    act.backend = "fused"
+    x = torch.randn(300_000, requires_grad=True)
+    before = torch.get_num_threads()
+    outs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            act.zero_grad()
+            x.grad = None
+            y = act(x)
+            y.sum().backward()
+            outs.append((y.detach(), x.grad.clone(), act.coefficients.grad.clone()))
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=0, atol=0)
+    torch.testing.assert_close(outs[0][1], outs[1][1], rtol=0, atol=0)
+    torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-5, atol=1e-5)
+
+
+def test_auto_uses_fused_on_cpu_and_env_var_forces_reference(monkeypatch):
+    x = torch.randn(10, requires_grad=True)
+    act = orthoact.Hermite(3)
+    assert uses_fused(act(x))
+    monkeypatch.setenv("ORTHOACT_BACKEND", "reference")
+    assert not uses_fused(act(x))
+    # an explicit backend wins over the environment
+    assert uses_fused(orthoact.Hermite(3, backend="fused")(x))
+
+
+def test_auto_falls_back_with_one_warning_when_kernels_are_unavailable(monkeypatch):
+    broken = _build.BuildInfo(None, None, False, 0.0, "no C++ compiler found (install g++ or set CXX)")
+    monkeypatch.setattr(_build, "_info", broken)
+    monkeypatch.setattr(backends, "_warned", set())
+    x = torch.randn(5)
+    with pytest.warns(RuntimeWarning, match=re.escape("no fast path for hermite here (fused: no C++ compiler found")):
+        y = OF.hermite(x, torch.ones(1, 3))
+    torch.testing.assert_close(y, OF.hermite(x, torch.ones(1, 3), backend="reference"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OF.hermite(x, torch.ones(1, 3))  # only once
+    with pytest.raises(RuntimeError, match="backend='fused' cannot run hermite on this input: no C\\+\\+ compiler"):
+        OF.hermite(x, torch.ones(1, 3), backend="fused")
+
+
+def test_build_failure_is_reported(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORTHOACT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", "definitely-not-a-compiler")
+    monkeypatch.setattr(_build.shutil, "which", lambda name: None)
+    info = _build._build()
+    assert info.library is None and "no C++ compiler found" in info.error
+
+
+def test_degree_above_kernel_limit_uses_reference():
+    act = orthoact.Hermite(70, backend="fused")
+    x = torch.linspace(-1, 1, 50, dtype=torch.float64)
+    act = act.double()
+    torch.testing.assert_close(act(x), orthoact.functional.hermite(x, act.coefficients, backend="reference"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_torch_compile_fullgraph(family):
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), orthoact.create(family, groups=4), nn.Linear(32, 3))
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).sum().backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(g, p.grad)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), orthoact.Hermite(3), nn.Linear(32, 8), orthoact.Tropical(5))
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(compiled(x), model(x))
+    compiled(x).sum().backward()

@@ -41,7 +41,7 @@ def test_available_and_create():
         (lambda: orthoact.Hermite(2.5), ValueError, "degree must be a positive int, got 2.5"),
         (lambda: orthoact.Fourier(True), ValueError, "degree must be a positive int, got True"),
         (lambda: orthoact.Tropical(3, groups=0), ValueError, "groups must be a positive int, got 0"),
-        (lambda: orthoact.Hermite(3, init="xavier"), ValueError, "init must be one of 'paper', 'unit'; got 'xavier'"),
+        (lambda: orthoact.Hermite(3, init="xavier"), ValueError, "init must be one of 'paper', 'unit', 'gelu'"),
         (lambda: orthoact.Hermite(3, channel_dim=1.0), ValueError, "channel_dim must be an int, got 1.0"),
         (lambda: orthoact.Hermite(3, backend="cuda"), ValueError, "backend must be one of"),
         (lambda: orthoact.Fourier(3, learn_frequencies="yes"), TypeError, "learn_frequencies must be a bool"),

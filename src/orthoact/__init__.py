@@ -7,6 +7,8 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 
 from orthoact import functional, ops
 from orthoact.compat import from_torchortho, torchortho_state_dict
+from orthoact.convert import ConversionReport, convert, distill
+from orthoact.fit import FitReport, fit
 from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
 from orthoact.registry import FAMILIES, available, create, register
 
@@ -22,6 +24,11 @@ __all__ = [
     "available",
     "register",
     "FAMILIES",
+    "fit",
+    "convert",
+    "distill",
+    "ConversionReport",
+    "FitReport",
     "functional",
     "ops",
     "from_torchortho",

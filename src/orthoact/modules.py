@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from orthoact import _validation as V
 from orthoact import functional as OF
 from orthoact.backends import resolve_backend_name
+from orthoact.targets import TARGETS
 from orthoact.basis import (
     fourier_gains,
     fourier_paper_init,
@@ -54,7 +55,7 @@ class BasisActivation(nn.Module):
         self.degree = V.check_positive_int("degree", degree)
         self.groups = V.check_positive_int("groups", groups)
         self.channel_dim = V.check_int("channel_dim", channel_dim)
-        self.init = V.check_choice("init", init, self.inits)
+        self.init = V.check_choice("init", init, self.inits + tuple(TARGETS))
         if backend is not None:
             resolve_backend_name(backend)
         self.backend = backend
@@ -68,7 +69,25 @@ class BasisActivation(nn.Module):
         raise NotImplementedError
 
     def reset_parameters(self) -> None:
+        """Re-initialise: the family's own init, or a least-squares fit when ``init`` names an activation."""
+        if self.init in TARGETS:
+            self._init_from_fit()
+        else:
+            self._default_init()
+
+    def _default_init(self) -> None:
         raise NotImplementedError
+
+    def _fit_kwargs(self) -> dict:
+        return {}
+
+    def _init_from_fit(self) -> None:
+        from orthoact.fit import fit
+
+        fitted, _ = fit(self.init, self.family, self.degree, dtype=torch.float64, backend="reference", **self._fit_kwargs())
+        with torch.no_grad():
+            for name, value in list(fitted.named_parameters()) + list(fitted.named_buffers()):
+                getattr(self, name).copy_(value.expand_as(getattr(self, name)))
 
     def gains(self) -> tuple[Tensor, Tensor]:
         r"""``(E[F(x)^2], E[F'(x)^2])`` for :math:`x \sim \mathcal N(0,1)`, each of shape ``(groups,)``.
@@ -115,7 +134,8 @@ class Hermite(BasisActivation):
         groups: number of coefficient sets; the size of ``channel_dim`` must be divisible by it
             (``groups=1`` is the paper's single shared set per layer). Default: ``1``
         channel_dim: input dimension split into ``groups`` blocks (unused when ``groups=1``). Default: ``-1``
-        init: ``"paper"`` or ``"unit"``. Default: ``"paper"``
+        init: ``"paper"``, ``"unit"``, or an activation name (``"gelu"``, ``"silu"``, ...) to start as a
+            least-squares fit of it on :math:`[-\sqrt n, \sqrt n]` (see :func:`orthoact.fit`). Default: ``"paper"``
         backend: implementation, see :mod:`orthoact.backends`. Default: ``None`` (auto)
 
     Shape:
@@ -143,7 +163,7 @@ class Hermite(BasisActivation):
     def _make_parameters(self, factory: dict) -> None:
         self.coefficients = nn.Parameter(torch.empty(self.groups, self.degree + 1, **factory))
 
-    def reset_parameters(self) -> None:
+    def _default_init(self) -> None:
         if self.init == "unit":
             values = hermite_unit_coefficients(self.degree)
         else:
@@ -173,7 +193,7 @@ class Fourier(BasisActivation):
         channel_dim: input dimension split into groups. Default: ``-1``
         learn_frequencies: learn :math:`w_k` (as torchortho does); if ``False`` they stay at the
             integers :math:`k` and are stored as a buffer. Default: ``True``
-        init: ``"paper"``. Default: ``"paper"``
+        init: ``"paper"``, or an activation name (``"gelu"``, ...) to start as a fit of it. Default: ``"paper"``
         backend: implementation, see :mod:`orthoact.backends`. Default: ``None`` (auto)
 
     Shape:
@@ -213,7 +233,10 @@ class Fourier(BasisActivation):
             self.register_buffer("frequencies", frequencies)
         self.phases = nn.Parameter(torch.empty(g, n, **factory))
 
-    def reset_parameters(self) -> None:
+    def _fit_kwargs(self) -> dict:
+        return {"learn_frequencies": self.learn_frequencies}
+
+    def _default_init(self) -> None:
         values = fourier_paper_init(self.degree)
         for name, row in values.items():
             self._fill_rows(getattr(self, name), row)
@@ -245,7 +268,7 @@ class Tropical(BasisActivation):
         degree: highest slope :math:`n \ge 1`. Default: ``5``
         groups: number of offset sets, see :class:`Hermite`. Default: ``1``
         channel_dim: input dimension split into groups. Default: ``-1``
-        init: ``"paper"``. Default: ``"paper"``
+        init: ``"paper"``, or an activation name (``"gelu"``, ...) to start as a fit of it. Default: ``"paper"``
         backend: implementation, see :mod:`orthoact.backends`. Default: ``None`` (auto)
 
     Shape:
@@ -271,7 +294,7 @@ class Tropical(BasisActivation):
     def _make_parameters(self, factory: dict) -> None:
         self.offsets = nn.Parameter(torch.empty(self.groups, self.degree + 1, **factory))
 
-    def reset_parameters(self) -> None:
+    def _default_init(self) -> None:
         self._fill_rows(self.offsets, [1.0] * (self.degree + 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -297,7 +320,7 @@ class TropicalRational(BasisActivation):
         degree: :math:`n \ge 1`, giving :math:`n + 1` affine pieces in each max. Default: ``5``
         groups: number of parameter sets, see :class:`Hermite`. Default: ``1``
         channel_dim: input dimension split into groups. Default: ``-1``
-        init: ``"paper"``. Default: ``"paper"``
+        init: ``"paper"``, or an activation name (``"gelu"``, ...) to start as a fit of it. Default: ``"paper"``
         backend: implementation, see :mod:`orthoact.backends`. Default: ``None`` (auto)
 
     Shape:
@@ -326,7 +349,7 @@ class TropicalRational(BasisActivation):
         for name in self.parameter_names:
             setattr(self, name, nn.Parameter(torch.empty(self.groups, self.degree + 1, **factory)))
 
-    def reset_parameters(self) -> None:
+    def _default_init(self) -> None:
         with torch.no_grad():
             for name in self.parameter_names:
                 nn.init.normal_(getattr(self, name))

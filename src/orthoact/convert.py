@@ -274,6 +274,8 @@ def distill(
     lr: float = 1e-2,
     params: str = "activations",
     output=None,
+    max_grad_norm: float | None = 1.0,
+    restore_best: bool = True,
     progress: bool = True,
 ) -> list[float]:
     """Train ``student`` to reproduce ``teacher``'s outputs (mean squared error).
@@ -286,6 +288,9 @@ def distill(
         lr: Adam learning rate. Default: ``1e-2``
         params: ``"activations"`` (only the basis activations' parameters) or ``"all"``. Default: ``"activations"``
         output: key or index selecting the tensor in a dict/tuple output. Default: the first tensor
+        max_grad_norm: gradient clipping (high-degree polynomials on wide input ranges have steep
+            gradients); ``None`` disables it. Default: ``1.0``
+        restore_best: end with the parameters of the step with the lowest loss. Default: ``True``
         progress: show a progress bar. Default: ``True``
 
     Returns:
@@ -313,6 +318,7 @@ def distill(
     teacher.eval()
     optimizer = torch.optim.Adam(chosen, lr=lr)
     history: list[float] = []
+    best = (math.inf, None)
     try:
         bar = tqdm(range(steps), desc="distill", disable=not progress)
         for _, batch in zip(bar, itertools.cycle(batches)):
@@ -320,13 +326,21 @@ def distill(
                 target = _select(_call(teacher, batch), output).float()
             prediction = _select(_call(student, batch), output).float()
             loss = F.mse_loss(prediction, target)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
             history.append(loss.item())
             if not math.isfinite(history[-1]):
                 raise FloatingPointError(f"distillation diverged at step {len(history)} (loss {history[-1]}); lower lr")
+            if restore_best and history[-1] < best[0]:
+                best = (history[-1], [p.detach().clone() for p in chosen])
+            optimizer.zero_grad()
+            loss.backward()
+            if max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(chosen, max_grad_norm)
+            optimizer.step()
             bar.set_postfix(loss=f"{history[-1]:.3g}")
+        if restore_best and best[1] is not None:
+            with torch.no_grad():
+                for p, value in zip(chosen, best[1]):
+                    p.copy_(value)
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)

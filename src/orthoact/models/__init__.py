@@ -1,0 +1,5 @@
+"""Models with a pluggable activation: GPT (language) and ConvNeXt (vision)."""
+
+from orthoact.models.gpt import GPT, GPTConfig
+
+__all__ = ["GPT", "GPTConfig"]

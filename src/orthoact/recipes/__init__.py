@@ -1,0 +1,1 @@
+"""Training presets (TOML): ``orthoact train lm --preset NAME``."""

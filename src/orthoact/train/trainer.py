@@ -1,0 +1,262 @@
+"""One trainer for every recipe: AdamW groups, warmup + cosine, accumulation, autocast, DDP,
+metrics as JSON lines, activation snapshots, atomic checkpoints and exact resume.
+
+A *task* supplies the data and the loss::
+
+    class Task:
+        model: nn.Module
+        def train_batch(self): ...            # this process's next micro-batch, on the device
+        def loss(self, model, batch): ...     # scalar loss
+        def evaluate(self, model) -> dict: ...  # metrics on held-out data (all processes take part)
+        def state_dict(self) -> dict: ...     # data position (sampler state) for exact resume
+        def load_state_dict(self, state): ...
+
+Resuming from ``out_dir/ckpt.pt`` restores model, optimizer, scheduler, scaler, every RNG and the
+data position, so a resumed run continues exactly as an uninterrupted one (bit-for-bit on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from orthoact.modules import BasisActivation
+from orthoact.train import checkpoint as ckpt
+from orthoact.train.config import TrainConfig
+from orthoact.train.distributed import DistInfo, all_reduce_mean
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float) -> list[dict]:
+    """AdamW groups: decay on >= 2-D weights; none on norms, biases and activation parameters
+    (which also get ``act_lr_mult``)."""
+    act_ids = {id(p) for m in model.modules() if isinstance(m, BasisActivation) for p in m.parameters()}
+    decay, no_decay, act = [], [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in act_ids:
+            act.append(p)
+        elif p.dim() >= 2:
+            decay.append(p)
+        else:
+            no_decay.append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "lr_mult": 1.0, "name": "decay"},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0, "name": "no_decay"},
+        {"params": act, "weight_decay": 0.0, "lr_mult": act_lr_mult, "name": "activations"},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def activation_snapshot(model: nn.Module) -> dict:
+    """Parameters of every orthoact activation (small: a few numbers per module)."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, BasisActivation):
+            out[name] = {
+                "family": m.family, "degree": m.degree, "groups": m.groups,
+                "parameters": {n: p.detach().float().cpu().tolist() for n, p in list(m.named_parameters()) + list(m.named_buffers())},
+            }
+    return out
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, task, config: dict, info: DistInfo | None = None) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.config = config
+        self.info = info or DistInfo()
+        self.device = self.info.device
+        self.model = task.model
+        self.out_dir = Path(cfg.out_dir)
+        groups = parameter_groups(self.model, cfg.weight_decay, cfg.act_lr_mult)
+        for group in groups:
+            group["lr"] = cfg.lr * group["lr_mult"]
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+            **({"fused": True} if self.device.type == "cuda" else {}),
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: lr_at(step, cfg) / cfg.lr  # the same factor for every group
+        )
+        self.dtype = _DTYPES[cfg.dtype]
+        self.scaler = torch.amp.GradScaler(self.device.type) if cfg.dtype == "float16" else None
+        self.step = 0
+        self.history: list[dict] = []
+        train_model = self.model
+        if self.info.enabled:
+            train_model = nn.parallel.DistributedDataParallel(
+                train_model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        if cfg.compile:
+            train_model = torch.compile(train_model)
+        self.train_model = train_model
+        self.writer = None
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _log(self, row: dict) -> None:
+        self.history.append(row)
+        if not self.info.is_main:
+            return
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, row["step"])
+
+    def _snapshot(self) -> None:
+        if self.info.is_main:
+            with open(self.out_dir / "activations.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, "modules": activation_snapshot(self.model)}) + "\n")
+
+    def state_dict(self) -> dict:
+        rng = ckpt.rng_state()
+        if self.info.enabled:
+            states = [None] * self.info.world_size
+            dist.all_gather_object(states, rng)
+        else:
+            states = [rng]
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "step": self.step,
+            "rng": states,
+            "data": self.task.state_dict(),
+            "config": self.config,
+            "world_size": self.info.world_size,
+        }
+
+    def save(self) -> None:
+        state = self.state_dict()  # every rank takes part in gathering the RNG states
+        if self.info.is_main:
+            ckpt.save_atomic(state, self.out_dir / "ckpt.pt")
+
+    def load(self, path: Path) -> None:
+        state = ckpt.load(path, map_location=self.device)
+        if state.get("world_size", 1) != self.info.world_size:
+            raise ValueError(
+                f"checkpoint {path} was written by {state.get('world_size')} process(es), this run has "
+                f"{self.info.world_size}; exact resume needs the same number"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        ckpt.set_rng_state(state["rng"][self.info.rank])
+        self.task.load_state_dict(state["data"])
+        if self.info.is_main:  # drop metrics logged after the checkpoint by the interrupted run
+            metrics = self.out_dir / "metrics.jsonl"
+            if metrics.exists():
+                kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
+                metrics.write_text("".join(line + "\n" for line in kept))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            metrics = self.task.evaluate(self.model)
+        self.model.train()
+        return {k: all_reduce_mean(v, self.info) for k, v in metrics.items()}
+
+    def train(self) -> dict:
+        cfg = self.cfg
+        if self.info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            path = self.out_dir / "ckpt.pt"
+            if not path.is_file():
+                raise FileNotFoundError(f"no checkpoint to resume from at {path}; start without train.resume=true")
+            self.load(path)
+        elif self.info.is_main:
+            for name in ("metrics.jsonl", "activations.jsonl"):
+                (self.out_dir / name).unlink(missing_ok=True)
+        if self.info.is_main:
+            (self.out_dir / "config.json").write_text(json.dumps(self.config, indent=2))
+            if cfg.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+                except ImportError:
+                    print("tensorboard is not installed (pip install tensorboard); logging JSON lines only")
+        snapshot_every = cfg.snapshot_interval or cfg.eval_interval
+        if self.step == 0:
+            self._snapshot()
+        self.model.train()
+        start = time.perf_counter()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.info.is_main),
+                   desc=Path(cfg.out_dir).name, dynamic_ncols=True)
+        last = {}
+        while self.step < cfg.max_steps:
+            total = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = self.task.train_batch()
+                sync = micro == cfg.grad_accum - 1
+                no_sync = self.train_model.no_sync if (self.info.enabled and not sync) else contextlib.nullcontext
+                with no_sync():
+                    with self._autocast():
+                        loss = self.task.loss(self.train_model, batch) / cfg.grad_accum
+                    (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+                total += loss.item()
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+            bar.update(1)
+            if not math.isfinite(total):
+                raise FloatingPointError(f"training loss is {total} at step {self.step}; lower train.lr or check the data")
+            if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
+                row = {"step": self.step, "train_loss": all_reduce_mean(total, self.info), "lr": lr,
+                       "time": time.perf_counter() - start}
+                self._log(row)
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}")
+            if self.step % snapshot_every == 0:
+                self._snapshot()
+            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
+                last = {"step": self.step, **self.evaluate(), "time": time.perf_counter() - start}
+                self._log(last)
+                bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))
+                if cfg.checkpoint:
+                    self.save()
+        bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        return last

@@ -24,7 +24,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(PY) -m orthoact summary
+	$(PY) -m orthoact demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/cpu_activations.py

@@ -56,7 +56,7 @@ def _curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Ten
     return y.detach(), dy
 
 
-def _record_inputs(model: nn.Module, modules, inputs: Iterable) -> dict[int, Tensor]:
+def record_inputs(model: nn.Module, modules, inputs: Iterable) -> dict[int, Tensor]:
     """Inputs each activation module received on ``inputs`` batches (forward pre-hooks)."""
     from orthoact.convert import _call
 
@@ -88,29 +88,37 @@ def plot_activations(
     and its derivative, the ``reference`` activation dotted, and, when ``inputs`` (model input
     batches) are given, a histogram of the values each module actually received.
     """
-    plt = _pyplot()
     modules = activation_modules(model_or_modules)
     if not modules:
         raise ValueError("no orthoact activation modules to plot")
-    if reference is not None and reference not in TARGETS:
-        raise ValueError(f"reference must be one of {', '.join(TARGETS)} or None, got {reference!r}")
     recorded = {}
     if inputs is not None:
         if not isinstance(model_or_modules, nn.Module):
             raise ValueError("inputs need the model itself (to run it), not a list of modules")
-        recorded = _record_inputs(model_or_modules, modules, inputs)
-    panels = [(name, m, g) for name, m in modules for g in range(min(m.groups, max_groups))]
-    cols = min(4, len(panels))
+        recorded = record_inputs(model_or_modules, modules, inputs)
+    panels = [
+        (name if m.groups == 1 else f"{name} [group {g}]", m, g, recorded.get(id(m)))
+        for name, m in modules
+        for g in range(min(m.groups, max_groups))
+    ]
+    return plot_panels(panels, path, reference=reference, x_range=x_range)
+
+
+def plot_panels(panels, path, *, reference: str | None = "gelu", x_range=None, cols: int = 4) -> Path:
+    """Draw ``(title, module, group, recorded inputs or None)`` panels into one figure."""
+    plt = _pyplot()
+    if reference is not None and reference not in TARGETS:
+        raise ValueError(f"reference must be one of {', '.join(TARGETS)} or None, got {reference!r}")
+    cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
-    for ax, (name, module, group) in zip(axes.flat, panels):
-        values = recorded.get(id(module))
+    for ax, (title, module, group, values) in zip(axes.flat, panels):
         if x_range is not None:
             lo, hi = x_range
         elif values is not None and values.numel():
             lo, hi = torch.quantile(values[:100_000], torch.tensor([0.001, 0.999])).tolist()
             pad = 0.1 * (hi - lo) + 1e-3
-            lo, hi = lo - pad, hi + pad
+            lo, hi = min(lo - pad, -3.0), max(hi + pad, 3.0)
         else:
             lo, hi = -4.0, 4.0
         x = torch.linspace(lo, hi, 801, dtype=torch.float64)
@@ -123,7 +131,6 @@ def plot_activations(
             twin = ax.twinx()
             twin.hist(values.clamp(lo, hi).numpy(), bins=80, color="0.6", alpha=0.35, density=True)
             twin.set_yticks([])
-        title = name if module.groups == 1 else f"{name} [group {group}]"
         ax.set_title(title if len(title) < 48 else "..." + title[-45:], fontsize=9)
         ax.axhline(0, color="0.85", lw=0.8, zorder=0)
         ax.grid(alpha=0.3)

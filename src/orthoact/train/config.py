@@ -49,6 +49,7 @@ class TrainConfig:
     log_interval: int = 10
     checkpoint: bool = True  # write ckpt.pt at every evaluation
     resume: bool = False  # continue from out_dir/ckpt.pt
+    stop_at: int = 0  # end this process after this step, with a checkpoint (resume later); 0: run to max_steps
     snapshot_interval: int = 0  # activation-parameter snapshots (0: at every evaluation)
     progress: bool = True
     tensorboard: bool = False

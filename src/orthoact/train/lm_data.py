@@ -88,15 +88,21 @@ def fetch_shakespeare_text(cache: Path | None = None) -> str:
 
 
 def prepare_shakespeare(tokenizer: str = "char", vocab_size: int = 512, out: Path | None = None, val_fraction: float = 0.1) -> Path:
-    text = fetch_shakespeare_text()
+    """Fetch the works and write ``shakespeare-char`` (or ``shakespeare-bpe``) token files."""
+    out = out or data_root() / f"shakespeare-{tokenizer}"
+    return prepare_text(fetch_shakespeare_text(), out, tokenizer, vocab_size, val_fraction)
+
+
+def prepare_text(text: str, out: Path, tokenizer: str = "char", vocab_size: int = 512, val_fraction: float = 0.1) -> Path:
+    """Token files of one text: characters, or a byte-level BPE trained on the training part."""
+    if not text:
+        raise ValueError("the text is empty")
     if tokenizer == "char":
-        out = out or data_root() / "shakespeare-char"
         vocab = sorted(set(text))
         index = {c: i for i, c in enumerate(vocab)}
         tokens = np.fromiter((index[c] for c in text), dtype=np.uint16, count=len(text))
         write_split(tokens, out, {"tokenizer": "char", "vocab": vocab, "vocab_size": len(vocab)}, val_fraction)
     elif tokenizer == "bpe":
-        out = out or data_root() / "shakespeare-bpe"
         try:
             from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         except ImportError:

@@ -130,9 +130,10 @@ class Trainer:
                     self.writer.add_scalar(key, value, row["step"])
 
     def _snapshot(self) -> None:
-        if self.info.is_main:
+        modules = activation_snapshot(self.model) if self.info.is_main else {}
+        if modules:  # nothing to record for a model without orthoact activations
             with open(self.out_dir / "activations.jsonl", "a") as f:
-                f.write(json.dumps({"step": self.step, "modules": activation_snapshot(self.model)}) + "\n")
+                f.write(json.dumps({"step": self.step, "modules": modules}) + "\n")
 
     def state_dict(self) -> dict:
         rng = ckpt.rng_state()
@@ -216,7 +217,9 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.info.is_main),
                    desc=Path(cfg.out_dir).name, dynamic_ncols=True)
         last = {}
+        train_seconds = 0.0  # time in training steps only (no evaluation, no checkpoints)
         while self.step < cfg.max_steps:
+            step_start = time.perf_counter()
             total = 0.0
             for micro in range(cfg.grad_accum):
                 batch = self.task.train_batch()
@@ -240,12 +243,13 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
             self.step += 1
+            train_seconds += time.perf_counter() - step_start
             bar.update(1)
             if not math.isfinite(total):
                 raise FloatingPointError(f"training loss is {total} at step {self.step}; lower train.lr or check the data")
             if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
                 row = {"step": self.step, "train_loss": all_reduce_mean(total, self.info), "lr": lr,
-                       "time": time.perf_counter() - start}
+                       "time": time.perf_counter() - start, "train_seconds": train_seconds}
                 self._log(row)
                 bar.set_postfix(loss=f"{row['train_loss']:.4f}")
             if self.step % snapshot_every == 0:
@@ -256,6 +260,10 @@ class Trainer:
                 bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))
                 if cfg.checkpoint:
                     self.save()
+            if cfg.stop_at and self.step >= cfg.stop_at and self.step < cfg.max_steps:
+                if cfg.checkpoint and self.step % cfg.eval_interval != 0:
+                    self.save()
+                break
         bar.close()
         if self.writer is not None:
             self.writer.close()

@@ -100,6 +100,65 @@ def _demo(args) -> int:
     return run_demo(steps=args.steps, activations=args.activations, out_dir=args.out)
 
 
+def _gains(args) -> int:
+    import torch
+
+    from orthoact.analysis.gains import make_activation, plot_trace, propagate
+
+    act = make_activation(args.family, args.degree, args.init)
+    trace = propagate(act, depth=args.depth, width=args.width, batch=args.batch, seed=args.seed,
+                      dtype=torch.float64 if args.float64 else torch.float32)
+    label = f"{args.family}" + (f"-{args.degree}" if args.degree else "") + (f" init={args.init}" if args.family in orthoact.FAMILIES else "")
+    print(f"{label}: plain MLP, depth {args.depth}, width {args.width}, fan-in init, N(0,1) inputs (batch {args.batch})")
+    print(f"{'layer':>5}{'E[a^2] measured':>18}{'predicted':>12}{'E[g^2] measured':>18}{'predicted':>12}")
+    for layer in range(args.depth):
+        if layer < 8 or layer % max(1, args.depth // 16) == 0 or layer == args.depth - 1:
+            print(f"{layer + 1:>5}{trace.activation_moments[layer]:>18.4g}{trace.predicted_activations[layer]:>12.4g}"
+                  f"{trace.gradient_moments[layer]:>18.4g}{trace.predicted_gradients[layer]:>12.4g}")
+    if args.plot:
+        plot_trace(trace, args.plot, f"{label}: depth {args.depth}, width {args.width}")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _plot(args) -> int:
+    from orthoact.analysis.runs import plot_runs
+
+    written = plot_runs(args.runs, args.out)
+    print((Path(args.out) / "summary.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def _polynomial(args) -> int:
+    import torch
+    from torch import nn
+
+    from orthoact.analysis.polynomial import polynomial_degree, to_polynomial
+
+    torch.manual_seed(args.seed)
+    layers, width = [], 2
+    for _ in range(args.layers):
+        layers += [nn.Linear(width, args.hidden), orthoact.Hermite(args.degree)]
+        width = args.hidden
+    model = nn.Sequential(*layers, nn.Linear(width, 1)).double()
+    # a small task: fit z = x0 * x1 (a degree-2 polynomial) on [-1, 1]^2
+    x = torch.rand(512, 2, dtype=torch.float64) * 2 - 1
+    target = (x[:, 0] * x[:, 1]).unsqueeze(1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(args.steps):
+        loss = (model(x) - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"network {args.layers} hidden layer(s) of {args.hidden} with Hermite-{args.degree}, trained {args.steps} steps "
+          f"on z = x0*x1 (mse {loss.item():.2e}); as a polynomial:")
+    (poly,) = to_polynomial(model)
+    print(poly if args.digits is None else poly.evalf(args.digits))
+    print(f"total degree {polynomial_degree(poly)} (at most {args.degree ** args.layers})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orthoact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
+
+    p = sub.add_parser("gains", help="second moments through a deep plain MLP at init vs the prediction from gains()")
+    p.add_argument("--family", default="hermite", help="hermite, fourier, tropical, tropical_rational, gelu, relu, ...")
+    p.add_argument("--degree", type=int, default=None)
+    p.add_argument("--init", default="paper", choices=["paper", "unit", "naive"])
+    p.add_argument("--depth", type=int, default=64)
+    p.add_argument("--width", type=int, default=1024)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float64", action="store_true")
+    p.add_argument("--plot", metavar="PATH")
+    p.set_defaults(func=_gains)
+
+    p = sub.add_parser("plot", help="loss curves, activation evolution and a summary table of run folders")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", default="runs/plots")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("polynomial", help="train a tiny Hermite network and print it as a polynomial")
+    p.add_argument("--degree", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=3)
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--digits", type=int, default=4)
+    p.set_defaults(func=_polynomial)
 
     p = sub.add_parser("demo", help="the main job: train shakespeare-char with several activations and compare")
     p.add_argument("--steps", type=int, default=None, help="training steps per activation (default: fit the time budget)")

@@ -1,0 +1,120 @@
+"""GPU benchmark (prepared for one run of under 5 minutes on an H200).
+
+Forward+backward time and effective bandwidth of each family on the Triton path, next to
+``torch.nn.functional.gelu``, the eager reference and ``torch.compile`` of the reference, at 16M and
+256M elements in bfloat16 and float32, plus peak memory above the inputs. Ratios are to GELU in
+the same run.
+
+    python benchmarks/gpu_activations.py [--quick] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import orthoact
+import orthoact.functional as OF
+from orthoact import reference
+
+CONFIGS = [("hermite", 3), ("hermite", 8), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5)]
+TARGETS = {"hermite-3": 1.2, "tropical-5": 1.2, "hermite-8": 1.5, "fourier-5": 1.5}
+
+
+def params_for(family, degree):
+    module = orthoact.create(family, degree=degree).cuda()
+    names = {"hermite": ["coefficients"], "fourier": ["bias", "coefficients", "frequencies", "phases"],
+             "tropical": ["offsets"], "tropical_rational": ["slopes_num", "offsets_num", "slopes_den", "offsets_den"]}[family]
+    return [getattr(module, n).detach().clone().requires_grad_() for n in names]
+
+
+def measure(fn, x, dy, reps):
+    """Median fwd+bwd milliseconds and peak extra bytes."""
+    times = []
+    for i in range(reps + 2):
+        xx = x.detach().requires_grad_()
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        y = fn(xx)
+        y.backward(dy)
+        end.record()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        del y, xx
+        if i >= 2:
+            times.append(start.elapsed_time(end))
+    return statistics.median(times), peak
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="16M elements only, 5 repeats")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--out", default="bench_results/gpu_activations.json")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("needs a CUDA GPU")
+        return 1
+    print(torch.cuda.get_device_name(), "torch", torch.__version__)
+    sizes = [16 << 20] if args.quick else [16 << 20, 256 << 20]
+    reps = 5 if args.quick else args.reps
+    rows = []
+    for numel in sizes:
+        for dtype in (torch.bfloat16, torch.float32):
+            x = torch.randn(numel, device="cuda", dtype=dtype)
+            dy = torch.randn(numel, device="cuda", dtype=dtype)
+            gelu_ms, gelu_mem = measure(F.gelu, x, dy, reps)
+            bytes_moved = 5 * numel * x.element_size()  # fwd: read x, write y; bwd: read x, dy, write dx
+            print(f"\n{numel >> 20}M {str(dtype)[6:]}: gelu {gelu_ms:.3f} ms, {bytes_moved / gelu_ms / 1e6:.0f} GB/s, peak +{gelu_mem / 2**20:.0f} MiB")
+            print(f"{'config':<28}{'ms':>9}{'GB/s':>8}{'/GELU':>8}{'peak MiB':>10}{'mem/GELU':>10}")
+            for family, degree in CONFIGS:
+                params = params_for(family, degree)
+                fn_ref = getattr(reference, family)
+                providers = {
+                    "triton": lambda t, f=family, p=params: getattr(OF, f)(t, *p, backend="triton"),
+                    "reference": lambda t, r=fn_ref, p=params: r(t, *p),
+                }
+                if not args.no_compile:
+                    compiled = torch.compile(fn_ref, dynamic=True)
+                    providers["compiled-ref"] = lambda t, c=compiled, p=params: c(t, *p)
+                for name, fn in providers.items():
+                    try:
+                        ms, mem = measure(fn, x, dy, reps if name == "triton" else max(3, reps // 3))
+                    except torch.cuda.OutOfMemoryError:
+                        print(f"{family}-{degree}/{name:<14} out of memory")
+                        torch.cuda.empty_cache()
+                        continue
+                    row = {"numel": numel, "dtype": str(dtype), "config": f"{family}-{degree}", "provider": name, "ms": ms,
+                           "gbps": bytes_moved / ms / 1e6, "ratio": ms / gelu_ms, "peak_mib": mem / 2**20,
+                           "mem_ratio": mem / gelu_mem, "gelu_ms": gelu_ms}
+                    rows.append(row)
+                    print(f"{family + '-' + str(degree) + '/' + name:<28}{ms:>9.3f}{row['gbps']:>8.0f}{row['ratio']:>8.2f}"
+                          f"{row['peak_mib']:>10.0f}{row['mem_ratio']:>10.2f}", flush=True)
+                    torch.cuda.empty_cache()
+    print("\ntargets (triton, fwd+bwd / GELU; memory <= 1.1x):")
+    for config, target in TARGETS.items():
+        for r in rows:
+            if r["config"] == config and r["provider"] == "triton":
+                ok = r["ratio"] <= target and r["mem_ratio"] <= 1.1
+                print(f"  {config:<12} {r['numel'] >> 20}M {r['dtype'][6:]:<9} time {r['ratio']:.2f} (<= {target}) "
+                      f"memory {r['mem_ratio']:.2f}: {'met' if ok else 'NOT met'}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ FUNCS = {"hermite": OF.hermite, "fourier": OF.fourier, "tropical": OF.tropical, 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("shape, groups, channel_dim", [((1 << 20) + 7,), 1, -1), ((8, 64, 33, 31), 64, 1), ((4096, 768), 768, -1)])
+@pytest.mark.parametrize("shape, groups, channel_dim", [(((1 << 20) + 7,), 1, -1), ((8, 64, 33, 31), 64, 1), ((4096, 768), 768, -1)])
 def test_triton_gpu_matches_reference(family, dtype, shape, groups, channel_dim):
     module = make(family, groups=groups, dtype=torch.float32, seed=0).cuda()
     params = list(params_of(module).values())

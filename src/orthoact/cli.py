@@ -54,6 +54,13 @@ def _data_shakespeare(args) -> int:
     return 0
 
 
+def _data_fmnist(args) -> int:
+    from orthoact.train.image_data import install_fashion_mnist
+
+    print(f"Fashion-MNIST IDX files in {install_fashion_mnist()}")
+    return 0
+
+
 def _data_tokenize(args) -> int:
     from orthoact.train.lm_data import tokenize_files
 
@@ -181,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size")
     p.add_argument("--out", help="output folder (default: the data folder / shakespeare-char or -bpe)")
     p.set_defaults(func=_data_shakespeare)
+    p = data.add_parser("fashion-mnist", help="Fashion-MNIST from Debian's dataset-fashion-mnist package (installs it as root)")
+    p.set_defaults(func=_data_fmnist)
     p = data.add_parser("tokenize", help="local text/JSON-lines/parquet files into GPT-2 token files")
     p.add_argument("inputs", nargs="+")
     p.add_argument("--tokenizer", default="gpt2", choices=["gpt2"])
@@ -255,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, TypeError) as error:
+    except (ValueError, FileNotFoundError, ImportError, TypeError, PermissionError) as error:
         print(f"orthoact: error: {error}", file=sys.stderr)
         return 2
 

@@ -54,6 +54,7 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = False
     threads: int = 0  # torch CPU threads (0: leave PyTorch's default)
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights, evaluated too
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):

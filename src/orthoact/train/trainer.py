@@ -18,6 +18,7 @@ data position, so a resumed run continues exactly as an uninterrupted one (bit-f
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import time
@@ -111,6 +112,11 @@ class Trainer:
             train_model = torch.compile(train_model)
         self.train_model = train_model
         self.writer = None
+        self.ema = None
+        if cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _autocast(self):
@@ -152,6 +158,7 @@ class Trainer:
             "data": self.task.state_dict(),
             "config": self.config,
             "world_size": self.info.world_size,
+            "ema": self.ema.state_dict() if self.ema is not None else {},
         }
 
     def save(self) -> None:
@@ -167,6 +174,8 @@ class Trainer:
                 f"{self.info.world_size}; exact resume needs the same number"
             )
         self.model.load_state_dict(state["model"])
+        if self.ema is not None and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"]:
@@ -185,8 +194,18 @@ class Trainer:
         self.model.eval()
         with torch.no_grad(), self._autocast():
             metrics = self.task.evaluate(self.model)
+            if self.ema is not None:
+                metrics.update({f"ema_{k}": v for k, v in self.task.evaluate(self.ema).items()})
         self.model.train()
         return {k: all_reduce_mean(v, self.info) for k, v in metrics.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.cfg.ema_decay
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
 
     def train(self) -> dict:
         cfg = self.cfg
@@ -241,6 +260,8 @@ class Trainer:
             else:
                 self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self._update_ema()
             self.scheduler.step()
             self.step += 1
             train_seconds += time.perf_counter() - step_start

@@ -5,6 +5,8 @@ import os
 if not os.path.exists("/dev/nvidia0"):
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+import socket
+
 import pytest
 import torch
 
@@ -39,3 +41,10 @@ def params_of(module) -> dict[str, torch.Tensor]:
 @pytest.fixture(params=FAMILIES)
 def family(request):
     return request.param
+
+
+def free_port() -> int:
+    """A free TCP port on localhost (for torchrun's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -4,7 +4,6 @@ import gzip
 import json
 import os
 import re
-import socket
 import struct
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 import torch
 
 import orthoact
+from conftest import free_port
 from orthoact.models import ConvNeXt, ConvNeXtConfig, convnext
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.image import evaluate_run, train_image
@@ -117,17 +117,11 @@ def test_resume_equals_uninterrupted(folder, tmp_path):
     assert "ema_top1" in metrics and metrics["step"] == 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(folder, tmp_path):
     common = ["act=hermite:3", "train.max_steps=4", "train.eval_interval=4"]
     train_image("fmnist-convnext", tiny(folder, tmp_path / "single", *common, "train.batch_size=8"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "orthoact", "train", "image", "--preset", "fmnist-convnext", *tiny(folder, tmp_path / "ddp", *common), "train.batch_size=4"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 import orthoact
+from conftest import free_port
 from orthoact.models import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.lm import evaluate_run, sample_run, train_lm
@@ -65,17 +65,11 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
         assert torch.equal(a[name], b[name]), name
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(dataset, tmp_path):
     common = ["act=hermite:3", "train.max_steps=6", "train.eval_interval=6", "train.grad_accum=2"]
     train_lm("shakespeare-char", tiny(dataset, tmp_path / "single", *common, "train.batch_size=8"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
            "-m", "orthoact", "train", "lm", "--preset", "shakespeare-char",
            *tiny(dataset, tmp_path / "ddp", *common), "train.batch_size=4"]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -154,7 +154,7 @@ def propagate(activation, depth: int = 64, width: int = 1024, batch: int = 256, 
 
 
 def plot_trace(trace: GainTrace, path, title: str) -> None:
-    from orthoact.analysis.plots import _pyplot
+    from orthoact.analysis.plots import _pyplot, save_figure
 
     plt = _pyplot()
     layers = list(range(1, len(trace.activation_moments) + 1))
@@ -169,6 +169,4 @@ def plot_trace(trace: GainTrace, path, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -24,6 +24,17 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path) -> Path:
+    """Write a figure (PNG or SVG by the suffix), creating the folder, and close it."""
+    plt = _pyplot()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def activation_modules(model_or_modules) -> list[tuple[str, BasisActivation]]:
     """(name, module) of every orthoact activation in a model, a module or a list of modules."""
     if isinstance(model_or_modules, BasisActivation):
@@ -137,12 +148,7 @@ def plot_panels(panels, path, *, reference: str | None = "gelu", x_range=None, c
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_fit(module: BasisActivation, target, domain: tuple[float, float], path) -> Path:
@@ -165,9 +171,4 @@ def plot_fit(module: BasisActivation, target, domain: tuple[float, float], path)
         ax.set_ylim(target_curve.min().item() - 1, target_curve.max().item() + 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

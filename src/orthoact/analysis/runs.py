@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from orthoact.analysis.plots import _curves, _pyplot
+from orthoact.analysis.plots import _curves, _pyplot, save_figure
 from orthoact.registry import create
 
 
@@ -47,12 +47,7 @@ def plot_losses(runs: list[dict], path) -> Path:
     ax.set_ylabel("loss (thin: train, markers: validation)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _module_from_snapshot(entry: dict):
@@ -81,12 +76,7 @@ def plot_evolution(run: dict, path, x_range=(-4.0, 4.0), max_modules: int = 8) -
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{run['name']}: activation shapes over training", fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def summary_table(runs: list[dict]) -> str:

@@ -66,6 +66,7 @@ def test_triton_higher_degree_and_parameter_only_grad(family):
 def test_triton_unavailable_without_interpreter(monkeypatch):
     from orthoact.ops import triton as triton_path
 
+    assert "float64" in triton_path.unavailable_reason(torch.zeros(1, dtype=torch.float64))
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     assert "need CUDA" in triton_path.unavailable_reason(torch.zeros(1))
     with pytest.raises(RuntimeError, match="backend='triton' cannot run hermite on this input"):

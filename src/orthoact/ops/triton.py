@@ -27,6 +27,8 @@ MIN_RUN = 1024  # shorter runs of one group use the rows layout
 def unavailable_reason(x: Tensor) -> str | None:
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (pip install 'orthoact[triton]')"
+    if x.dtype == torch.float64:
+        return "float64 inputs need float64 arithmetic; the Triton kernels compute in float32"
     if x.device.type == "cuda":
         return None
     if x.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":

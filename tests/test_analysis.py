@@ -8,7 +8,6 @@ import orthoact
 from orthoact.analysis import plot_activations
 from orthoact.analysis.gains import gaussian_gains, make_activation, propagate
 from orthoact.analysis.polynomial import count_linear_pieces, polynomial_degree, to_polynomial
-from orthoact.analysis.runs import plot_runs
 
 sympy = pytest.importorskip("sympy")
 pytest.importorskip("matplotlib")

@@ -7,7 +7,6 @@ import re
 import struct
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 
 import orthoact
 from conftest import free_port
-from orthoact.models import ConvNeXt, ConvNeXtConfig, convnext
+from orthoact.models import ConvNeXtConfig, convnext
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.image import evaluate_run, train_image
 from orthoact.train.image_data import ImageFolder, fashion_mnist_dir, mix_batch, read_idx

@@ -1,6 +1,5 @@
 """Parity with torchortho 0.1.2, the paper's own library (installed by the test extras)."""
 
-import math
 
 import pytest
 import torch

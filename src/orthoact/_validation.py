@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 
-import torch
 from torch import Tensor
 
 

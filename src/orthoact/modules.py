@@ -7,7 +7,6 @@ arXiv 2502.01247 (ICLR 2026).
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import torch

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from orthoact.basis import fourier_gains, hermite_basis, tropical_rational_gains, tropical_scale
-from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
+from orthoact.modules import Fourier, Hermite, Tropical, TropicalRational
 from orthoact.registry import FAMILIES, create
 from orthoact.targets import TARGETS
 
@@ -157,16 +157,32 @@ def plot_trace(trace: GainTrace, path, title: str) -> None:
     from orthoact.analysis.plots import _pyplot, save_figure
 
     plt = _pyplot()
-    layers = list(range(1, len(trace.activation_moments) + 1))
+    layers = np.arange(1, len(trace.activation_moments) + 1)
+
+    def clean(values):
+        v = np.asarray(values, dtype=np.float64)
+        return np.where(np.isfinite(v) & (v > 0), np.clip(v, 1e-60, 1e60), np.nan)
+
+    series = [
+        (clean(trace.activation_moments), "o-", "activations E[a²] (measured)", "C0"),
+        (clean(trace.predicted_activations), "--", "activations, predicted from gains", "C0"),
+        (clean(trace.gradient_moments), "s-", "gradients E[g²] (measured)", "C1"),
+        (clean(trace.predicted_gradients), ":", "gradients, predicted from gains", "C1"),
+    ]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.semilogy(layers, np.clip(trace.activation_moments, 1e-300, 1e300), "o-", ms=3, label="activations E[a²] (measured)")
-    ax.semilogy(layers, np.clip(trace.predicted_activations, 1e-300, 1e300), "k--", lw=1, label="predicted from gains")
-    ax.semilogy(layers, np.clip(trace.gradient_moments, 1e-300, 1e300), "s-", ms=3, label="gradients E[g²] (measured)")
-    ax.semilogy(layers, np.clip(trace.predicted_gradients, 1e-300, 1e300), "k:", lw=1, label="predicted from gains")
+    for values, style, label, color in series:
+        ax.semilogy(layers, values, style, ms=3, lw=1.2, color=color, label=label)
+    finite = np.concatenate([v[np.isfinite(v)] for v, *_ in series])
+    if finite.size:
+        ax.set_ylim(max(finite.min() / 10, 1e-60), min(finite.max() * 10, 1e60))
+    measured = np.asarray(trace.activation_moments, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(measured))
+    if bad.size:
+        ax.axvline(bad[0] + 1, color="C3", lw=1, ls="-.", label=f"measured overflows (inf/NaN) from layer {bad[0] + 1}")
     ax.axhspan(0.1, 10, color="C2", alpha=0.08)
     ax.set_xlabel("layer")
     ax.set_ylabel("second moment")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     save_figure(fig, path)

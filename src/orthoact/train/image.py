@@ -82,12 +82,16 @@ class ImageTask:
             raise ValueError(f"model.num_classes={model.config.num_classes} but the dataset has {self.num_classes} classes")
         self.global_batch = train.batch_size * info.world_size
         self.steps_per_epoch = max(1, len(self.train_set) // self.global_batch)
-        self.epoch, self.position, self.step = 0, 0, 0
+        self.epoch, self.position = 0, 0
         self._iterator = None
+        self._perm, self._perm_epoch = None, -1
 
     # -- sampling ---------------------------------------------------------------------------------
     def _permutation(self) -> torch.Tensor:
-        return torch.randperm(len(self.train_set), generator=_seeded(self.cfg.seed, self.epoch))
+        if self._perm_epoch != self.epoch:  # one shuffle per epoch, a function of (seed, epoch)
+            self._perm = torch.randperm(len(self.train_set), generator=_seeded(self.cfg.seed, self.epoch))
+            self._perm_epoch = self.epoch
+        return self._perm
 
     def _rank_slice(self, indices: torch.Tensor) -> torch.Tensor:
         b = self.cfg.batch_size

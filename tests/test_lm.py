@@ -90,6 +90,10 @@ def test_eval_and_sample(dataset, tmp_path):
     assert text.startswith("the ") and len(text) == 24
     with pytest.raises(ValueError, match=re.escape("characters ['Z'] are not in the vocabulary")):
         sample_run(tmp_path, prompt="Z")
+    from orthoact.train.image import evaluate_run as evaluate_image_run
+
+    with pytest.raises(ValueError, match="is not an image run \\(kind='lm'\\)"):
+        evaluate_image_run(tmp_path)
 
 
 def test_char_and_bpe_round_trip(tmp_path):

@@ -39,6 +39,17 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error})") from None
 
 
+def load_run(run: str | Path, kind: str, map_location="cpu") -> dict:
+    """The checkpoint of a run folder (or a ckpt.pt path), checked to be of ``kind`` (lm / image)."""
+    path = Path(run)
+    path = path / "ckpt.pt" if path.is_dir() else path
+    state = load(path, map_location=map_location)
+    found = state.get("config", {}).get("kind")
+    if found != kind:
+        raise ValueError(f"{path} is not a{'n' if kind[0] in 'aeiou' else ''} {kind} run (kind={found!r})")
+    return state
+
+
 def rng_state() -> dict:
     """Every random generator a training step may touch, in weights_only-loadable types."""
     np_state = np.random.get_state()

@@ -194,12 +194,8 @@ def train_image(preset: str = "fmnist-convnext", overrides: list[str] = ()) -> d
 
 
 def load_run(run: str | Path, device: str = "cpu", ema: bool = False) -> tuple[ConvNeXt, dict, dict]:
-    path = Path(run)
-    path = path / "ckpt.pt" if path.is_dir() else path
-    state = ckpt.load(path, map_location=device)
+    state = ckpt.load_run(run, "image", map_location=device)
     config = state["config"]
-    if config.get("kind") != "image":
-        raise ValueError(f"{path} is not an image run (kind={config.get('kind')!r})")
     sections = build({"model": ConvNeXtConfig, "train": TrainConfig, "data": ImageDataConfig},
                      {k: config[k] for k in ("model", "train", "data")})
     model = ConvNeXt(sections["model"]).to(device)

@@ -127,12 +127,8 @@ def train_lm(preset: str = "shakespeare-char", overrides: list[str] = ()) -> dic
 
 def load_run(run: str | Path, device: str = "cpu") -> tuple[GPT, dict, dict]:
     """The model, the resolved config and the checkpoint of a run folder (or a ckpt.pt path)."""
-    path = Path(run)
-    path = path / "ckpt.pt" if path.is_dir() else path
-    state = ckpt.load(path, map_location=device)
+    state = ckpt.load_run(run, "lm", map_location=device)
     config = state["config"]
-    if config.get("kind") != "lm":
-        raise ValueError(f"{path} is not a language-model run (kind={config.get('kind')!r})")
     model_cfg = build({"model": GPTConfig}, {"model": config["model"]})["model"]
     model = GPT(model_cfg).to(device)
     model.load_state_dict(state["model"])

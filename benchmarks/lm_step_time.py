@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+import orthoact
+
 from orthoact.models import GPT
 from orthoact.train.lm import resolve_config
 from orthoact.train.trainer import parameter_groups
@@ -40,10 +42,7 @@ def main() -> int:
     for act, backend in CONFIGS:
         import dataclasses
 
-        from orthoact.registry import parse_spec, _REGISTRY
-
-        name, kwargs = parse_spec(act)
-        factory = (lambda n=name, k=kwargs, b=backend: _REGISTRY[n](**k, backend=b)) if backend else act
+        factory = (lambda a=act, b=backend: orthoact.create(a, backend=b)) if backend else act
         torch.manual_seed(0)
         model = GPT(dataclasses.replace(m, activation=factory))
         opt = torch.optim.AdamW(parameter_groups(model, t.weight_decay, 1.0), lr=t.lr)

@@ -48,3 +48,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def assert_torchrun_matches(kind: str, preset: str, single_dir, ddp_dir, ddp_args: list[str], losses) -> None:
+    """Run ``orthoact train KIND`` under a 2-process torchrun (gloo) and check that its losses and
+    final parameters equal those of the single-process run already in ``single_dir``."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from orthoact.train import checkpoint as ckpt
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+           "-m", "orthoact", "train", kind, "--preset", preset, *ddp_args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(losses(ddp_dir), losses(single_dir), rtol=1e-5, atol=1e-6)
+    a = ckpt.load(single_dir / "ckpt.pt")["model"]
+    b = ckpt.load(ddp_dir / "ckpt.pt")["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)

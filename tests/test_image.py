@@ -2,11 +2,8 @@
 
 import gzip
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ import pytest
 import torch
 
 import orthoact
-from conftest import free_port
+from conftest import assert_torchrun_matches
 from orthoact.models import ConvNeXtConfig, convnext
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.image import evaluate_run, train_image
@@ -120,15 +117,8 @@ def test_resume_equals_uninterrupted(folder, tmp_path):
 def test_torchrun_two_processes_equal_one(folder, tmp_path):
     common = ["act=hermite:3", "train.max_steps=4", "train.eval_interval=4"]
     train_image("fmnist-convnext", tiny(folder, tmp_path / "single", *common, "train.batch_size=8"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "orthoact", "train", "image", "--preset", "fmnist-convnext", *tiny(folder, tmp_path / "ddp", *common), "train.batch_size=4"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(losses(tmp_path / "ddp"), losses(tmp_path / "single"), rtol=1e-5, atol=1e-6)
-    a = ckpt.load(tmp_path / "single" / "ckpt.pt")["model"]
-    b = ckpt.load(tmp_path / "ddp" / "ckpt.pt")["model"]
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    assert_torchrun_matches("image", "fmnist-convnext", tmp_path / "single", tmp_path / "ddp",
+                            [*tiny(folder, tmp_path / "ddp", *common), "train.batch_size=4"], losses)
 
 
 def test_folder_dataset_and_bad_inputs(folder, tmp_path):

@@ -1,10 +1,7 @@
 """The language-model recipe: training, exact resume, DDP equivalence, data preparation, bad input."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +9,7 @@ import pytest
 import torch
 
 import orthoact
-from conftest import free_port
+from conftest import assert_torchrun_matches
 from orthoact.models import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.lm import evaluate_run, sample_run, train_lm
@@ -69,17 +66,8 @@ def test_resume_equals_uninterrupted(dataset, tmp_path):
 def test_torchrun_two_processes_equal_one(dataset, tmp_path):
     common = ["act=hermite:3", "train.max_steps=6", "train.eval_interval=6", "train.grad_accum=2"]
     train_lm("shakespeare-char", tiny(dataset, tmp_path / "single", *common, "train.batch_size=8"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-           "-m", "orthoact", "train", "lm", "--preset", "shakespeare-char",
-           *tiny(dataset, tmp_path / "ddp", *common), "train.batch_size=4"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(losses(tmp_path / "ddp"), losses(tmp_path / "single"), rtol=1e-5, atol=1e-6)
-    a = ckpt.load(tmp_path / "single" / "ckpt.pt")["model"]
-    b = ckpt.load(tmp_path / "ddp" / "ckpt.pt")["model"]
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    assert_torchrun_matches("lm", "shakespeare-char", tmp_path / "single", tmp_path / "ddp",
+                            [*tiny(dataset, tmp_path / "ddp", *common), "train.batch_size=4"], losses)
 
 
 def test_eval_and_sample(dataset, tmp_path):

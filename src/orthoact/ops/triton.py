@@ -104,7 +104,7 @@ triton_forward, triton_backward = define_ops("triton", _forward, _backward)
 
 def _run(family: str, x: Tensor, params: list[Tensor], degree: int, channel_dim: int) -> Tensor:
     # parameters in float32 whatever the input dtype (the kernels compute in float32)
-    return apply(triton_forward, family, x, [p for p in params], degree, channel_dim, dtype=torch.float32,
+    return apply(triton_forward, family, x, params, degree, channel_dim, dtype=torch.float32,
                  native_dtypes=(torch.float32, torch.float16, torch.bfloat16))
 
 

@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[test]"
+	# PAU's rational-activations (parity tests) pins torch 1.7.1; its PyTorch code runs on current torch
+	$(PY) -m pip install -q --no-deps rational-activations==0.2.0
 	$(PY) -c "import orthoact; i = orthoact.ops.load_fused_kernels(); print('fused CPU kernels:', i.error or ('compiled in %.1f s' % i.seconds if i.compiled else 'cached'))"
 	touch $@
 

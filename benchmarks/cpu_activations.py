@@ -33,15 +33,20 @@ CONFIGS = [
     ("fourier", {"degree": 5, "learn_frequencies": False}),
     ("tropical", {"degree": 5}),
     ("tropical_rational", {"degree": 5}),
+    ("rational", {"numerator": 5, "denominator": 4}),
+    ("rational", {"numerator": 5, "denominator": 4, "version": "B"}),
 ]
 TORCHORTHO = {"hermite": "HermiteActivation", "fourier": "FourierActivation",
               "tropical": "TropicalActivation", "tropical_rational": "TropicalRationalActivation"}
-TARGETS = {"hermite-3": 1.0, "tropical-5": 1.0, "tropical_rational-5": 1.2, "hermite-8": 1.5, "fourier-5": 2.0}
+TARGETS = {"hermite-3": 1.0, "tropical-5": 1.0, "tropical_rational-5": 1.2, "hermite-8": 1.5, "fourier-5": 2.0,
+           "rational-5/4": 1.5, "rational-5/4-B": 1.5}
 
 
 def label(family: str, kwargs: dict) -> str:
-    name = f"{family}-{kwargs['degree']}"
-    return name + ("-fixedfreq" if kwargs.get("learn_frequencies") is False else "")
+    degree = kwargs["degree"] if "degree" in kwargs else f"{kwargs['numerator']}/{kwargs['denominator']}"
+    name = f"{family}-{degree}"
+    name += "-fixedfreq" if kwargs.get("learn_frequencies") is False else ""
+    return name + (f"-{kwargs['version']}" if "version" in kwargs else "")
 
 
 def make(provider: str, family: str | None = None, kwargs: dict | None = None) -> nn.Module:
@@ -59,7 +64,7 @@ def providers(with_torchortho: bool) -> list[tuple[str, str, dict | None]]:
     for family, kwargs in CONFIGS:
         out.append((f"{label(family, kwargs)}/fused", family, kwargs))
         out.append((f"{label(family, kwargs)}/reference", family, kwargs))
-        if with_torchortho and "learn_frequencies" not in kwargs:
+        if with_torchortho and "learn_frequencies" not in kwargs and family in TORCHORTHO:
             out.append((f"{label(family, kwargs)}/torchortho", family, kwargs))
     return out
 

@@ -23,15 +23,14 @@ import orthoact
 import orthoact.functional as OF
 from orthoact import reference
 
-CONFIGS = [("hermite", 3), ("hermite", 8), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5)]
-TARGETS = {"hermite-3": 1.2, "tropical-5": 1.2, "hermite-8": 1.5, "fourier-5": 1.5}
+CONFIGS = ["hermite:3", "hermite:8", "fourier:5", "tropical:5", "tropical_rational:5", "rational:5/4"]
+TARGETS = {"hermite-3": 1.2, "tropical-5": 1.2, "hermite-8": 1.5, "fourier-5": 1.5, "tropical_rational-5": 1.5}
 
 
-def params_for(family, degree):
-    module = orthoact.create(family, degree=degree).cuda()
-    names = {"hermite": ["coefficients"], "fourier": ["bias", "coefficients", "frequencies", "phases"],
-             "tropical": ["offsets"], "tropical_rational": ["slopes_num", "offsets_num", "slopes_den", "offsets_den"]}[family]
-    return [getattr(module, n).detach().clone().requires_grad_() for n in names]
+def module_and_params(spec: str):
+    """A module of ``spec`` on the GPU and copies of its parameter tensors, in declaration order."""
+    module = orthoact.create(spec).cuda()
+    return module, [t.detach().clone().requires_grad_() for t in module.tensors()]
 
 
 def measure(fn, x, dy, reps):
@@ -77,12 +76,13 @@ def main() -> int:
             bytes_moved = 5 * numel * x.element_size()  # fwd: read x, write y; bwd: read x, dy, write dx
             print(f"\n{numel >> 20}M {str(dtype)[6:]}: gelu {gelu_ms:.3f} ms, {bytes_moved / gelu_ms / 1e6:.0f} GB/s, peak +{gelu_mem / 2**20:.0f} MiB")
             print(f"{'config':<28}{'ms':>9}{'GB/s':>8}{'/GELU':>8}{'peak MiB':>10}{'mem/GELU':>10}")
-            for family, degree in CONFIGS:
-                params = params_for(family, degree)
-                fn_ref = getattr(reference, family)
+            for config in CONFIGS:
+                module, params = module_and_params(config)
+                label = module.label()
+                fn_ref = reference.function(module.spec)
                 providers = {
-                    "triton": lambda t, f=family, p=params: getattr(OF, f)(t, *p, backend="triton"),
-                    "reference": lambda t, r=fn_ref, p=params: r(t, *p),
+                    "triton": lambda t, m=module, p=params: OF.apply(m.family, t, *p, backend="triton", **m.options),
+                    "reference": lambda t, r=fn_ref, p=params, m=module: r(t, *p, **m.options),
                 }
                 if not args.no_compile:
                     compiled = torch.compile(fn_ref, dynamic=True)
@@ -91,14 +91,14 @@ def main() -> int:
                     try:
                         ms, mem = measure(fn, x, dy, reps if name == "triton" else max(3, reps // 3))
                     except torch.cuda.OutOfMemoryError:
-                        print(f"{family}-{degree}/{name:<14} out of memory")
+                        print(f"{label}/{name:<14} out of memory")
                         torch.cuda.empty_cache()
                         continue
-                    row = {"numel": numel, "dtype": str(dtype), "config": f"{family}-{degree}", "provider": name, "ms": ms,
+                    row = {"numel": numel, "dtype": str(dtype), "config": label, "provider": name, "ms": ms,
                            "gbps": bytes_moved / ms / 1e6, "ratio": ms / gelu_ms, "peak_mib": mem / 2**20,
                            "mem_ratio": mem / gelu_mem, "gelu_ms": gelu_ms}
                     rows.append(row)
-                    print(f"{family + '-' + str(degree) + '/' + name:<28}{ms:>9.3f}{row['gbps']:>8.0f}{row['ratio']:>8.2f}"
+                    print(f"{label + '/' + name:<28}{ms:>9.3f}{row['gbps']:>8.0f}{row['ratio']:>8.2f}"
                           f"{row['peak_mib']:>10.0f}{row['mem_ratio']:>10.2f}", flush=True)
                     torch.cuda.empty_cache()
     print("\ntargets (triton, fwd+bwd / GELU; memory <= 1.1x):")

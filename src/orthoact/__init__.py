@@ -2,23 +2,30 @@
 
 Hermite polynomials, Fourier series, tropical polynomials and tropical rational functions, after
 Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activations"
-(arXiv 2502.01247).
+(arXiv 2502.01247), plus the rational (Padé) activations of PAU and KAT.
 """
 
+from orthoact import families as _families  # noqa: F401  (declares the families first)
+from orthoact import family as _family
 from orthoact import functional, ops
-from orthoact.compat import from_torchortho, torchortho_state_dict
+from orthoact.activation import BasisActivation
+from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
 from orthoact.convert import ConversionReport, convert, distill
+from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
-from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
-from orthoact.registry import FAMILIES, available, create, register
+from orthoact.registry import available, create, register
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+#: Names of the declared families.
+FAMILIES = _family.names()
 
 __all__ = [
     "Hermite",
     "Fourier",
     "Tropical",
     "TropicalRational",
+    "Rational",
     "BasisActivation",
     "create",
     "available",
@@ -32,6 +39,7 @@ __all__ = [
     "functional",
     "ops",
     "from_torchortho",
+    "from_rational_activations",
     "torchortho_state_dict",
     "__version__",
 ]

@@ -5,8 +5,11 @@
 * ``"reference"``: the plain eager PyTorch implementation (:mod:`orthoact.reference`);
 * ``"fused"``: the fused CPU kernels (:mod:`orthoact.ops`), one pass over each big tensor;
 * ``"triton"``: the Triton GPU kernels;
-* ``"auto"`` (default): the fastest correct path for the input's device and dtype.
+* ``"auto"`` (default): the fastest correct path for the input's device, dtypes and degree.
 
+A fast path that cannot run a call (no compiler, a degree above its limit, float64 arithmetic on
+Triton, ...) says why: ``auto`` then falls back to the next path (the reference last) with one
+warning per reason, while an explicitly named backend raises ``RuntimeError`` with that reason.
 The environment variable ``ORTHOACT_BACKEND`` forces one backend for every call that does not
 name one explicitly (``backend=None``).
 """
@@ -20,31 +23,21 @@ from collections.abc import Callable
 from torch import Tensor
 
 from orthoact import reference
+from orthoact.family import FamilySpec
 
 BACKENDS = ("auto", "reference", "fused", "triton")
 ENV_VAR = "ORTHOACT_BACKEND"
 
-_REFERENCE: dict[str, Callable[..., Tensor]] = {
-    "hermite": reference.hermite,
-    "fourier": reference.fourier,
-    "tropical": reference.tropical,
-    "tropical_rational": reference.tropical_rational,
-}
-
-# Filled by orthoact.ops when a fast path registers itself: {backend: {family: (available, fn)}}.
-_FAST: dict[str, dict[str, tuple[Callable[[Tensor], str | None], Callable[..., Tensor]]]] = {}
+# Filled by orthoact.ops: {backend: (unavailable_reason, run)} with
+# unavailable_reason(spec, x, params, degree, options) -> str | None and
+# run(spec, x, params, degree, channel_dim, options) -> Tensor.
+_FAST: dict[str, tuple[Callable[..., str | None], Callable[..., Tensor]]] = {}
 _warned: set[tuple[str, str]] = set()
 
 
-def register_fast_path(
-    backend: str, family: str, unavailable_reason: Callable[[Tensor], str | None], fn: Callable[..., Tensor]
-) -> None:
-    """Register ``fn`` as ``backend``'s implementation of ``family``.
-
-    ``unavailable_reason(x)`` returns ``None`` when the path can run on ``x`` and otherwise a short
-    reason (shown once in a warning when ``auto`` falls back, or in the error for an explicit request).
-    """
-    _FAST.setdefault(backend, {})[family] = (unavailable_reason, fn)
+def register_fast_path(backend: str, unavailable_reason: Callable[..., str | None], run: Callable[..., Tensor]) -> None:
+    """Register ``run`` as ``backend``'s implementation (for every family with declared kernels)."""
+    _FAST[backend] = (unavailable_reason, run)
 
 
 def resolve_backend_name(backend: str | None) -> str:
@@ -65,7 +58,7 @@ def _warn_once(family: str, reason: str) -> None:
         warnings.warn(
             f"orthoact: no fast path for {family} here ({reason}); using the reference implementation",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
@@ -73,26 +66,30 @@ def _auto_order(x: Tensor) -> tuple[str, ...]:
     return ("triton", "fused") if x.device.type == "cuda" else ("fused",)
 
 
-def select(family: str, backend: str | None, x: Tensor) -> Callable[..., Tensor]:
-    """Return the implementation of ``family`` to run on ``x``."""
+def _reference_run(spec, x, params, degree, channel_dim, options):
+    return reference.evaluate(spec, x, params, channel_dim, **options)
+
+
+def select(spec: FamilySpec, backend: str | None, x: Tensor, params: list[Tensor], degree, options: dict) -> Callable[..., Tensor]:
+    """The ``run(spec, x, params, degree, channel_dim, options)`` implementation to use for this call."""
     name = resolve_backend_name(backend)
     if name == "reference":
-        return _REFERENCE[family]
+        return _reference_run
     if name != "auto":
-        entry = _FAST.get(name, {}).get(family)
-        reason = "not installed" if entry is None else entry[0](x)
+        entry = _FAST.get(name)
+        reason = "not installed" if entry is None else entry[0](spec, x, params, degree, options)
         if reason is not None:
-            raise RuntimeError(f"backend={name!r} cannot run {family} on this input: {reason}")
+            raise RuntimeError(f"backend={name!r} cannot run {spec.name} on this input: {reason}")
         return entry[1]
     reasons = []
     for candidate in _auto_order(x):
-        entry = _FAST.get(candidate, {}).get(family)
+        entry = _FAST.get(candidate)
         if entry is None:
             continue
-        reason = entry[0](x)
+        reason = entry[0](spec, x, params, degree, options)
         if reason is None:
             return entry[1]
         reasons.append(f"{candidate}: {reason}")
     if reasons:
-        _warn_once(family, "; ".join(reasons))
-    return _REFERENCE[family]
+        _warn_once(spec.name, "; ".join(reasons))
+    return _reference_run

@@ -32,7 +32,14 @@ def _fit(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.fixed_frequencies:
         kwargs["learn_frequencies"] = False
-    module, report = orthoact.fit(args.target, args.family, args.degree, domain=args.domain, **kwargs)
+    degree = None
+    if args.degree is not None:
+        from orthoact.registry import parse_spec
+
+        _, degree_kwargs = parse_spec(f"{args.family}:{args.degree}")
+        values = tuple(degree_kwargs.values())
+        degree = values if len(values) > 1 else values[0]
+    module, report = orthoact.fit(args.target, args.family, degree, domain=args.domain, **kwargs)
     print(report)
     for name, value in module.state_dict().items():
         values = ", ".join(f"{v:.8g}" for v in value.reshape(-1).tolist())
@@ -176,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a family to a classical activation (least squares, milliseconds)")
     p.add_argument("target", help="gelu, silu, relu, tanh, sigmoid, mish, leaky_relu, elu, softplus, gelu_tanh")
     p.add_argument("--family", default="hermite", choices=orthoact.FAMILIES)
-    p.add_argument("--degree", type=int, default=None, help="default: the family's default degree")
-    p.add_argument("--domain", type=float, nargs=2, metavar=("LOW", "HIGH"), help="default: [-sqrt(n), sqrt(n)]")
+    p.add_argument("--degree", default=None, help="default: the family's default degree (rational: m/n, e.g. 5/4)")
+    p.add_argument("--domain", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="default: [-sqrt(n), sqrt(n)] ([-3, 3] for rational)")
     p.add_argument("--fixed-frequencies", action="store_true", help="Fourier: keep w_k = k")
     p.add_argument("--plot", metavar="PATH", help="draw target vs fit and their derivatives (PNG or SVG)")
     p.set_defaults(func=_fit)

@@ -1,4 +1,5 @@
-"""Loading parameters from torchortho 0.1.2 (the paper's own library).
+"""Loading parameters from the peer libraries: torchortho 0.1.2 (the paper's own library) and PAU's
+rational-activations 0.2.0.
 
 torchortho stores each family under other names and 1-D shapes. :func:`torchortho_state_dict`
 renames and reshapes them into this library's ``state_dict``; :func:`from_torchortho` builds the
@@ -25,7 +26,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from orthoact.modules import BasisActivation, Fourier, Hermite, Tropical, TropicalRational
+from orthoact.activation import BasisActivation
+from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 
 _CLASS_TO_FAMILY = {
     "HermiteActivation": "hermite",
@@ -46,7 +48,7 @@ _RENAMES = {
     },
 }
 
-_CLASSES = {"hermite": Hermite, "fourier": Fourier, "tropical": Tropical, "tropical_rational": TropicalRational}
+_CLASSES = {cls.spec.name: cls for cls in (Hermite, Fourier, Tropical, TropicalRational)}  # torchortho's four
 
 
 def torchortho_state_dict(state_dict: Mapping[str, Tensor], family: str) -> dict[str, Tensor]:
@@ -99,4 +101,34 @@ def from_torchortho(obj: nn.Module | Mapping[str, Tensor], family: str | None = 
     kwargs.setdefault("dtype", reference.dtype)
     module = _CLASSES[family](_degree(family, state), **kwargs)
     module.load_state_dict(state)
+    return module
+
+
+def from_rational_activations(obj, version: str | None = None, **kwargs) -> Rational:
+    """Build the :class:`~orthoact.Rational` equal to a ``rational-activations`` 0.2.0 ``Rational``
+    module (or its ``state_dict`` with ``numerator``/``denominator`` entries, then ``version`` is
+    needed): same coefficients, same function.
+
+    Args:
+        obj: a ``rational.torch.Rational`` module, or a mapping with ``numerator`` and ``denominator``.
+        version: ``"A"`` or ``"B"`` (read from the module when not given).
+        kwargs: passed to :class:`~orthoact.Rational` (e.g. ``backend``).
+    """
+    if isinstance(obj, nn.Module):
+        state = {"numerator": obj.numerator, "denominator": obj.denominator}
+        version = version or getattr(obj, "version", None)
+    elif isinstance(obj, Mapping):
+        state = obj
+    else:
+        raise TypeError(f"expected a rational-activations Rational module or its state_dict, got {type(obj).__name__}")
+    if version not in ("A", "B"):
+        raise ValueError(f"version must be 'A' or 'B' (the safe denominators orthoact implements), got {version!r}")
+    missing = [k for k in ("numerator", "denominator") if k not in state]
+    if missing:
+        raise KeyError(f"rational-activations state lacks {missing}; keys present: {sorted(state)}")
+    numerator = state["numerator"].detach().reshape(1, -1)
+    denominator = state["denominator"].detach().reshape(1, -1)
+    kwargs.setdefault("dtype", numerator.dtype)
+    module = Rational(numerator.shape[1] - 1, denominator.shape[1], version=version, init="identity", **kwargs)
+    module.load_state_dict({"numerator": numerator.clone(), "denominator": denominator.clone()})
     return module

@@ -1,12 +1,17 @@
 r"""Fitting an activation family to a known activation ("Hermite interpolation", paper Section 4).
 
-Hermite and Fourier with fixed integer frequencies are linear in their parameters, so stacking
-value rows :math:`F(x_i) \approx f(x_i)` and derivative rows :math:`F'(x_i) \approx f'(x_i)` gives
-an ordinary least-squares problem, solved in float64 in milliseconds and deterministically.
-Fourier with learned frequencies starts from that solution and is refined by a bounded L-BFGS run.
-Tropical polynomials start from the supporting lines of the target with the fixed slopes (the
-best convex minorant) and tropical rational functions from the piecewise-linear interpolant of the
-target split into a convex minus a convex part; both are refined by a bounded number of Adam steps.
+Each family declares a closed-form start (:attr:`orthoact.family.FamilySpec.fit_start`): Hermite and
+Fourier with fixed integer frequencies are linear in their parameters, so stacking value rows
+:math:`F(x_i) \approx f(x_i)` and derivative rows :math:`F'(x_i) \approx f'(x_i)` gives an ordinary
+least-squares problem, solved in float64 in milliseconds and deterministically. Tropical polynomials
+start from the supporting lines of the target with the fixed slopes (the best convex minorant),
+tropical rational functions from the piecewise-linear interpolant of the target split into a convex
+minus a convex part, rational functions from the linearised Padé least squares. Families that
+declare a refinement (Fourier with learned frequencies, the tropical and rational families) are then
+optimised for a bounded number of steps on the reference formula.
+
+The solvers here depend only on the declarations and the basis math (no module, no registry), so a
+module's ``init="gelu"`` uses them directly.
 
 Samples come from a domain (default :math:`[-\sqrt n, \sqrt n]` as in the paper) or from recorded
 values (calibration); recorded values are represented by their quantiles, so the fit is weighted
@@ -24,16 +29,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from orthoact import _validation as V
-from orthoact.basis import hermite_basis
-from orthoact.registry import FAMILIES, create
+from orthoact import family as families
+from orthoact import reference
+from orthoact.family import FamilySpec
 from orthoact.targets import TARGETS
 
-__all__ = ["fit", "FitReport", "TARGETS", "resolve_target"]
+__all__ = ["fit", "fit_parameters", "FitReport", "TARGETS", "resolve_target"]
 
 N_GRID = 2049  # sample points on a domain
 N_QUANTILES = 4097  # points representing recorded samples
@@ -46,7 +50,7 @@ class FitReport:
 
     target: str
     family: str
-    degree: int
+    degree: object
     domain: tuple[float, float]
     max_error: float
     rms_error: float
@@ -58,8 +62,9 @@ class FitReport:
 
     def __str__(self) -> str:
         lo, hi = self.domain
+        degree = "/".join(map(str, self.degree)) if isinstance(self.degree, tuple) else self.degree
         return (
-            f"{self.family}-{self.degree} fit of {self.target} on [{lo:.3g}, {hi:.3g}] ({self.evaluated_on}): "
+            f"{self.family}-{degree} fit of {self.target} on [{lo:.3g}, {hi:.3g}] ({self.evaluated_on}): "
             f"max |F-f| {self.max_error:.3g}, rms {self.rms_error:.3g}; "
             f"max |F'-f'| {self.max_derivative_error:.3g}, rms {self.rms_derivative_error:.3g}; "
             f"{self.seconds * 1e3:.1f} ms"
@@ -131,100 +136,27 @@ def _points(degree: int, samples, domain, weights):
     return x, w, (lo, hi), None
 
 
-def _lstsq(rows: Tensor, rhs: Tensor, w: Tensor) -> Tensor:
-    sw = w.sqrt().unsqueeze(-1)
-    return torch.linalg.lstsq(rows * sw, rhs.unsqueeze(-1) * sw, driver="gelsd").solution.squeeze(-1)
-
-
-def _fit_hermite(x, w, f, df, degree, match_derivative):
-    basis = torch.stack(hermite_basis(x, degree), dim=-1)  # (m, n+1)
-    rows, rhs, weights = [basis], [f], [w]
-    if match_derivative:
-        deriv = torch.cat([torch.zeros_like(x).unsqueeze(-1), basis[:, :-1]], dim=-1)
-        rows.append(deriv)
-        rhs.append(df)
-        weights.append(w)
-    return {"coefficients": _lstsq(torch.cat(rows), torch.cat(rhs), torch.cat(weights))}
-
-
-def _fit_fourier_linear(x, w, f, df, degree, match_derivative):
-    k = torch.arange(1, degree + 1, dtype=torch.float64)
-    kx = x.unsqueeze(-1) * k
-    cos, sin = torch.cos(kx), torch.sin(kx)
-    ones = torch.ones_like(x).unsqueeze(-1)
-    rows, rhs, weights = [torch.cat([ones, cos, sin], -1)], [f], [w]
-    if match_derivative:
-        rows.append(torch.cat([torch.zeros_like(ones), -k * sin, k * cos], -1))
-        rhs.append(df)
-        weights.append(w)
-    sol = _lstsq(torch.cat(rows), torch.cat(rhs), torch.cat(weights))
-    alpha, beta = sol[1 : degree + 1], sol[degree + 1 :]
-    # b + sum (c_k/k!) cos(kx - phi_k) = b + sum (c_k/k!)(cos phi_k cos kx + sin phi_k sin kx)
-    factorial = torch.tensor([math.factorial(j) for j in range(1, degree + 1)], dtype=torch.float64)
-    return {
-        "bias": sol[:1],
-        "coefficients": factorial * torch.sqrt(alpha**2 + beta**2),
-        "frequencies": k,
-        "phases": torch.atan2(beta, alpha),
-    }
-
-
-def _tropical_rational_start(x, f, degree):
-    """Piecewise-linear interpolant of f split into convex minus convex, each a max of <= n+1 lines."""
-    lo, hi = x.min().item(), x.max().item()
-    knots = torch.linspace(lo, hi, 2 * degree + 2, dtype=torch.float64)
-    fk = torch.from_numpy(np.interp(knots.numpy(), x.numpy(), f.numpy()))
-    slopes = (fk[1:] - fk[:-1]) / (knots[1:] - knots[:-1])
-    change = slopes[1:] - slopes[:-1]  # at interior knots
-    interior = knots[1:-1]
-    pos = [(c.item(), t.item()) for c, t in zip(change, interior) if c > 0]
-    neg = [(-c.item(), t.item()) for c, t in zip(change, interior) if c < 0]
-    # At most n slope changes fit in each max: keep the largest.
-    pos = sorted(sorted(pos, reverse=True)[:degree], key=lambda p: p[1])
-    neg = sorted(sorted(neg, reverse=True)[:degree], key=lambda p: p[1])
-
-    def lines(changes, base_slope, base_offset):
-        s, o = [base_slope], [base_offset]
-        for c, t in changes:  # adding c * (x - t) after knot t
-            s.append(s[-1] + c)
-            o.append(o[-1] - c * t)
-        while len(s) < degree + 1:  # duplicates of the last line change nothing
-            s.append(s[-1])
-            o.append(o[-1])
-        return torch.tensor(s, dtype=torch.float64), torch.tensor(o, dtype=torch.float64)
-
-    s0 = slopes[0].item()
-    p, a = lines(pos, s0, fk[0].item() - s0 * lo)
-    q, b = lines(neg, 0.0, 0.0)
-    return {"slopes_num": p, "offsets_num": a, "slopes_den": q, "offsets_den": b}
-
-
-def _tropical_start(x, f, degree):
-    """Supporting lines of f with the fixed slopes: the best convex minorant, then offsets."""
-    scale = math.sqrt(2.0) / degree
-    k = torch.arange(degree + 1, dtype=torch.float64)
-    # scale * (k x + a_k) <= f(x) for all samples: a_k = min_i (f(x_i)/scale - k x_i)
-    return {"offsets": (f.unsqueeze(-1) / scale - x.unsqueeze(-1) * k).min(0).values}
-
-
-def _refine(module, x, w, f, df, match_derivative, steps, optimizer="adam", lr=0.01):
-    """A bounded number of optimisation steps on the weighted value (+ derivative) squared error."""
-    xg = x.clone().requires_grad_()
-    params = [p for p in module.parameters() if p.requires_grad]
-    if not params or steps <= 0:
+def _refine(spec: FamilySpec, values: dict[str, Tensor], fixed, options, x, w, f, df, how, steps) -> None:
+    """A bounded number of optimisation steps on the weighted value (+ derivative) squared error of
+    the reference formula; ``values`` (float64 rows) are updated in place with the best found."""
+    params = {name: values[name].detach().clone().unsqueeze(0) for name in spec.param_names}
+    learned = [params[name].requires_grad_() for name in spec.param_names if name not in fixed]
+    if not learned or steps <= 0:
         return
+    xg = x.clone().requires_grad_()
+    use_derivative = how.use_derivative
 
     def loss_fn():
-        y = module(xg)
+        y = reference.evaluate(spec, xg, [params[n] for n in spec.param_names], **options)
         loss = (w * (y - f) ** 2).sum() / w.sum()
-        if match_derivative:
+        if use_derivative:
             (dy,) = torch.autograd.grad(y.sum(), xg, create_graph=True)
             loss = loss + (w * (dy - df) ** 2).sum() / w.sum()
         return loss
 
-    best = (loss_fn().item(), [p.detach().clone() for p in params])
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    best = (loss_fn().item(), [p.detach().clone() for p in learned])
+    if how.method == "lbfgs":
+        opt = torch.optim.LBFGS(learned, lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
@@ -234,26 +166,25 @@ def _refine(module, x, w, f, df, match_derivative, steps, optimizer="adam", lr=0
 
         opt.step(closure)
     else:
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = torch.optim.Adam(learned, lr=how.lr)
         for _ in range(steps):
             opt.zero_grad()
             loss = loss_fn()
             if loss.item() < best[0]:
-                best = (loss.item(), [p.detach().clone() for p in params])
+                best = (loss.item(), [p.detach().clone() for p in learned])
             loss.backward()
             opt.step()
     final = loss_fn().item()
-    if not math.isfinite(final) or final > best[0]:
-        with torch.no_grad():
-            for p, v in zip(params, best[1]):
-                p.copy_(v)
+    chosen = best[1] if not math.isfinite(final) or final > best[0] else [p.detach() for p in learned]
+    for name, value in zip([n for n in spec.param_names if n not in fixed], chosen):
+        values[name] = value[0].clone()
 
 
-def _evaluate(module, fn, x_eval) -> dict[str, float]:
+def _evaluate(spec: FamilySpec, values: dict[str, Tensor], options, fn, x_eval) -> dict[str, float]:
     f, df = _values_and_derivatives(fn, x_eval)
     xg = x_eval.clone().requires_grad_()
     with torch.enable_grad():
-        y = module.double()(xg)
+        y = reference.evaluate(spec, xg, [values[n].unsqueeze(0) for n in spec.param_names], **options)
         (dy,) = torch.autograd.grad(y.sum(), xg)
     err, derr = (y.detach() - f).abs(), (dy - df).abs()
     return {
@@ -264,10 +195,36 @@ def _evaluate(module, fn, x_eval) -> dict[str, float]:
     }
 
 
+def _solve(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps):
+    """(values, report domain, recorded samples) of a fit; values are 1-D float64 tensors per parameter."""
+    if domain is None and samples is None and spec.fit_domain is not None:
+        domain = spec.fit_domain(degree)
+    x, w, dom, recorded = _points(max(spec.degree_values(degree)), samples, domain, weights)
+    f, df = _values_and_derivatives(fn, x)
+    values = spec.fit_start(x, w, f, df, degree, match_derivative, **options)
+    values = {name: torch.as_tensor(values[name], dtype=torch.float64).reshape(-1) for name in spec.param_names}
+    how = spec.refine(fixed=frozenset(fixed), **options)
+    if how is not None:
+        sub = slice(None, None, 4)  # refine on a quarter of the points: same optimum, 4x cheaper steps
+        how = type(how)(how.method, how.steps if refine_steps is None else refine_steps,
+                        how.use_derivative and match_derivative, how.lr)
+        _refine(spec, values, fixed, options, x[sub], w[sub], f[sub], df[sub], how, how.steps)
+    return values, dom, recorded
+
+
+def fit_parameters(spec: FamilySpec, target, degree, *, options: dict | None = None, fixed=(), samples=None,
+                   domain=None, weights=None, match_derivative: bool = True, refine_steps: int | None = None
+                   ) -> dict[str, Tensor]:
+    """The fitted parameter values of family ``spec`` (one row each, float64), without a module."""
+    fn, _ = resolve_target(target)
+    values, _, _ = _solve(spec, fn, degree, options or {}, fixed, samples, domain, weights, match_derivative, refine_steps)
+    return values
+
+
 def fit(
     target,
     family: str = "hermite",
-    degree: int | None = None,
+    degree=None,
     *,
     samples: Tensor | None = None,
     domain: tuple[float, float] | None = None,
@@ -282,19 +239,22 @@ def fit(
         target: an activation name (``"gelu"``, ``"silu"``, ``"relu"``, ``"tanh"``, ``"sigmoid"``,
             ``"mish"``, ``"leaky_relu"``, ``"elu"``, ``"softplus"``, ``"gelu_tanh"``), a callable on
             tensors or an ``nn.Module``.
-        family: ``"hermite"``, ``"fourier"``, ``"tropical"`` or ``"tropical_rational"``. Default: ``"hermite"``
-        degree: the family's degree. Default: the family's default degree
+        family: a declared family (``"hermite"``, ``"fourier"``, ``"tropical"``,
+            ``"tropical_rational"``, ``"rational"``). Default: ``"hermite"``
+        degree: the family's degree (a rational function's ``(numerator, denominator)``).
+            Default: the family's default degree
         samples: recorded inputs (calibration); the fit follows their distribution. Default: ``None``
         domain: ``(low, high)`` sampled uniformly when no samples are given.
-            Default: :math:`[-\sqrt n, \sqrt n]`
+            Default: :math:`[-\sqrt n, \sqrt n]` (rational: :math:`[-3, 3]`, as PAU and KAT)
         weights: per-point weights on the domain grid (a tensor of 2049 values or a callable of x).
             Default: uniform
         match_derivative: also fit :math:`F' \approx f'` (derivative of the target by autograd).
             Default: ``True``
-        refine_steps: optimisation steps after the closed-form start (Fourier with learned
-            frequencies: L-BFGS iterations; tropical families: Adam steps). Default: 40 / 300
+        refine_steps: optimisation steps after the closed-form start, for families that refine
+            (Fourier with learned frequencies: L-BFGS iterations; tropical and rational families:
+            Adam steps). Default: the family's (40 or 300)
         module_kwargs: passed to the module (``groups``, ``channel_dim``, ``learn_frequencies``,
-            ``backend``, ``dtype``, ...); every group gets the fitted parameters.
+            ``version``, ``backend``, ``dtype``, ``device``, ...); every group gets the fitted parameters.
 
     Returns:
         ``(module, report)``: the fitted module and a :class:`FitReport` with the max and RMS error
@@ -302,48 +262,35 @@ def fit(
     """
     start = time.perf_counter()
     fn, name = resolve_target(target)
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {', '.join(map(repr, FAMILIES))}; got {family!r}")
-    if degree is None:
-        degree = create(family).degree
-    degree = V.check_positive_int("degree", degree)
-    if module_kwargs.get("init", "paper") != "paper":
+    if not isinstance(family, str):
+        raise TypeError(f"family must be a family name, got {type(family).__name__}")
+    spec = families.get(family)
+    if spec.module is None:
+        raise ValueError(f"family {family!r} has no module class")
+    if module_kwargs.get("init") is not None:
         raise ValueError("fit sets the parameters itself: do not pass init")
     module_kwargs.pop("init", None)
-    x, w, dom, recorded = _points(degree, samples, domain, weights)
-    f, df = _values_and_derivatives(fn, x)
-
     dtype = module_kwargs.pop("dtype", None)
-    module = create(family, degree=degree, dtype=torch.float64, **module_kwargs)
-    if family == "hermite":
-        values = _fit_hermite(x, w, f, df, degree, match_derivative)
-    elif family == "fourier":
-        values = _fit_fourier_linear(x, w, f, df, degree, match_derivative)
-    elif family == "tropical":
-        values = _tropical_start(x, f, degree)
-    else:
-        values = _tropical_rational_start(x, f, degree)
+    device = module_kwargs.pop("device", None)
+    if degree is not None and not isinstance(degree, tuple):
+        degree = (degree,) if len(spec.degree_args) > 1 else degree
+    degree_kwargs = {} if degree is None else dict(zip(spec.degree_args, degree if isinstance(degree, tuple) else (degree,)))
+    # The module checks the degree and options and knows which parameters are fixed; a random init
+    # must not move the caller's random state.
+    with torch.random.fork_rng(devices=[]):
+        module = spec.module(**degree_kwargs, init="paper" if "paper" in spec.inits else next(iter(spec.inits)),
+                             dtype=torch.float64, **module_kwargs)
+    fixed = [n for n in spec.param_names if not module._learned(n)]
+    values, dom, recorded = _solve(spec, fn, module.degree, module.options, fixed, samples, domain, weights,
+                                   match_derivative, refine_steps)
     with torch.no_grad():
         for pname, v in values.items():
             getattr(module, pname).copy_(v.expand_as(getattr(module, pname)))
-    backend = module.backend
-    module.backend = "reference"  # the refinement differentiates through F'
-    sub = slice(None, None, 4)  # refine on a quarter of the points: same optimum, 4x cheaper steps
-    xs, ws, fs, dfs = x[sub], w[sub], f[sub], df[sub]
-    if family == "fourier" and module.learn_frequencies:
-        _refine(module, xs, ws, fs, dfs, match_derivative, 40 if refine_steps is None else refine_steps, "lbfgs")
-    elif family == "tropical":
-        # F' is piecewise constant in the offsets (zero gradient): refine the values only.
-        _refine(module, xs, ws, fs, dfs, False, 300 if refine_steps is None else refine_steps, "adam")
-    elif family == "tropical_rational":
-        _refine(module, xs, ws, fs, dfs, match_derivative, 300 if refine_steps is None else refine_steps, "adam")
-    module.backend = backend
-
     x_eval = recorded if recorded is not None else torch.linspace(dom[0], dom[1], N_REPORT, dtype=torch.float64)
     if x_eval.numel() > 200_000:
         x_eval = x_eval[torch.randperm(x_eval.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
-    errors = _evaluate(module, fn, x_eval)
-    module = module.to(dtype or torch.get_default_dtype())
-    report = FitReport(name, family, degree, dom, **errors, seconds=time.perf_counter() - start,
+    errors = _evaluate(spec, values, module.options, fn, x_eval)
+    module = module.to(device=device, dtype=dtype or torch.get_default_dtype())
+    report = FitReport(name, spec.name, module.degree, dom, **errors, seconds=time.perf_counter() - start,
                        evaluated_on="samples" if recorded is not None else "domain")
     return module, report

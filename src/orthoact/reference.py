@@ -1,22 +1,35 @@
 """The plain eager implementation of every family: the specification that fast paths are tested against.
 
-Each function takes the input and the parameter tensors of shape ``(groups, n_params)`` and
-computes the activation with ordinary PyTorch operations (autograd gives the backward). It does no
-argument checking: :mod:`orthoact.functional` validates at the public boundary and dispatches here.
+:func:`evaluate` takes a family's declaration, the input and the parameter tensors of shape
+``(groups, n_params)``, and computes the activation with ordinary PyTorch operations from the
+family's formula (autograd gives the backward). It does no argument checking:
+:mod:`orthoact.functional` validates at the public boundary and dispatches here.
 
-Inputs of any floating dtype are computed in at least float32 and returned in the input's dtype.
-With ``groups > 1`` the input's ``channel_dim`` is split into ``groups`` consecutive blocks, block
-``g`` using the parameters in row ``g``.
+Rules every backend follows (the fast paths are tested against them):
+
+* **dtypes**: the arithmetic runs in the promoted dtype of the input and the parameters, at least
+  float32, as PyTorch's type promotion would for ``x * w`` (a float32 input with float64 parameters
+  is computed in float64; bfloat16 with float32 in float32). The result has the input's dtype: an
+  activation never changes the dtype flowing through a network (under autocast a bfloat16 input
+  stays bfloat16 whatever the parameters' dtype). Parameter gradients have each parameter's dtype.
+* **groups**: with ``groups > 1`` the input's ``channel_dim`` is split into ``groups`` consecutive
+  blocks, block ``g`` using the parameters in row ``g``.
+* **non-finite inputs**: a NaN input gives a NaN output, a NaN input gradient, and NaN in the gradient
+  of every parameter of its group (never a finite value that hides it). Families declared with
+  ``nan_at_infinity`` (Hermite, Fourier, rational: no usable value at infinity) treat +-inf as NaN;
+  the tropical families give the formula's value (Tropical: +inf at +inf, the constant piece at
+  -inf; tropical rational: ``max - max`` in IEEE arithmetic, a zero slope times inf being a NaN piece
+  that wins the max, as ``torch.max`` does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from orthoact.basis import fourier_series, hermite_series, max_affine, tropical_scale
+from orthoact.family import FamilySpec
 
 
 def compute_dtype(x: Tensor, *params: Tensor) -> torch.dtype:
@@ -42,55 +55,38 @@ def _grouped(x: Tensor, groups: int, channel_dim: int, dtype: torch.dtype) -> tu
     return xg, lambda column: column.to(dtype).reshape((groups,) + trailing)
 
 
-def hermite(x: Tensor, coefficients: Tensor, channel_dim: int = -1) -> Tensor:
-    r""":math:`F(x) = \sum_k a_k h_k(x)` with ``coefficients`` of shape ``(groups, degree + 1)``."""
-    xg, column = _grouped(x, coefficients.shape[0], channel_dim, compute_dtype(x, coefficients))
-    y = hermite_series(xg, [column(coefficients[:, k]) for k in range(coefficients.shape[1])])
+def evaluate(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int = -1, **options) -> Tensor:
+    """The activation of family ``spec`` with ``params`` (in declaration order) on ``x``."""
+    dtype = compute_dtype(x, *params)
+    xg, column = _grouped(x, params[0].shape[0], channel_dim, dtype)
+    if spec.nan_at_infinity:
+        xg = xg + (xg - xg)  # +-inf -> NaN (inf - inf), finite x unchanged, derivative 1
+    columns = [[column(p[:, k]) for k in range(p.shape[1])] for p in params]
+    y = spec.evaluate(xg, *columns, **options)
+    # A NaN input reaches every parameter of its group: total * x is NaN there with a NaN derivative
+    # in every parameter (selected only where x is NaN, so non-finite parameters change nothing else).
+    nan = torch.isnan(xg)
+    total = sum(c for cs in columns for c in cs)
+    y = torch.where(nan, y + total * torch.where(nan, xg, 0.0), y)
     return y.reshape(x.shape).to(x.dtype)
 
 
-def fourier(
-    x: Tensor, bias: Tensor, coefficients: Tensor, frequencies: Tensor, phases: Tensor, channel_dim: int = -1
-) -> Tensor:
-    r""":math:`F(x) = b + \sum_k c_k \cos(w_k x - \varphi_k)/k!`; bias ``(groups, 1)``, others ``(groups, degree)``."""
-    dtype = compute_dtype(x, bias, coefficients, frequencies, phases)
-    xg, column = _grouped(x, bias.shape[0], channel_dim, dtype)
-    n = coefficients.shape[1]
-    y = fourier_series(
-        xg,
-        column(bias[:, 0]),
-        [column(coefficients[:, k]) for k in range(n)],
-        [column(frequencies[:, k]) for k in range(n)],
-        [column(phases[:, k]) for k in range(n)],
-    )
-    return y.reshape(x.shape).to(x.dtype)
+def function(spec: FamilySpec) -> Callable[..., Tensor]:
+    """``fn(x, *params, channel_dim=-1, **options)``: the reference of one family as a function."""
+
+    def fn(x: Tensor, *params: Tensor, channel_dim: int = -1, **options) -> Tensor:
+        return evaluate(spec, x, params, channel_dim, **options)
+
+    fn.__name__ = spec.name
+    fn.__doc__ = f"Reference {spec.name}: {spec.formula}."
+    return fn
 
 
-def tropical(x: Tensor, offsets: Tensor, channel_dim: int = -1) -> Tensor:
-    r""":math:`F(x) = \frac{\sqrt2}{n}\max_{k=0..n}(kx + a_k)` with ``offsets`` of shape ``(groups, degree + 1)``."""
-    xg, column = _grouped(x, offsets.shape[0], channel_dim, compute_dtype(x, offsets))
-    n = offsets.shape[1] - 1
-    slopes = [None] + [float(k) for k in range(1, n + 1)]
-    y = tropical_scale(n) * max_affine(xg, slopes, [column(offsets[:, k]) for k in range(n + 1)])
-    return y.reshape(x.shape).to(x.dtype)
+def __getattr__(name: str):
+    """``reference.hermite`` etc.: the reference function of a declared family."""
+    from orthoact import family
 
-
-def tropical_rational(
-    x: Tensor,
-    slopes_num: Tensor,
-    offsets_num: Tensor,
-    slopes_den: Tensor,
-    offsets_den: Tensor,
-    channel_dim: int = -1,
-) -> Tensor:
-    r""":math:`F(x) = \max_k(p_k x + a_k) - \max_k(q_k x + b_k)`; each parameter ``(groups, degree + 1)``."""
-    dtype = compute_dtype(x, slopes_num, offsets_num, slopes_den, offsets_den)
-    xg, column = _grouped(x, slopes_num.shape[0], channel_dim, dtype)
-
-    def columns(t: Tensor) -> list[Tensor]:
-        return [column(t[:, k]) for k in range(t.shape[1])]
-
-    y = max_affine(xg, columns(slopes_num), columns(offsets_num)) - max_affine(
-        xg, columns(slopes_den), columns(offsets_den)
-    )
-    return y.reshape(x.shape).to(x.dtype)
+    try:
+        return function(family.get(name))
+    except ValueError:
+        raise AttributeError(f"module 'orthoact.reference' has no attribute {name!r}") from None

@@ -1,13 +1,17 @@
 """One registry from names to activation classes.
 
-Models and command lines pass activations by name, so every name (the four basis families and the
-classical activations a model may want as a baseline) resolves here, once::
+Models and command lines pass activations by name, so every name (the declared basis families and
+the classical activations a model may want as a baseline) resolves here, once::
 
     >>> import orthoact
     >>> orthoact.create("hermite:3")          # spec string: family, colon, degree
     Hermite(degree=3, groups=1)
+    >>> orthoact.create("rational:5/4")       # a rational function's numerator/denominator degrees
+    Rational(numerator=5, denominator=4, groups=1)
     >>> orthoact.create("gelu")
     GELU(approximate='none')
+
+The families come from their declarations (:mod:`orthoact.family`); nothing here lists them.
 """
 
 from __future__ import annotations
@@ -16,13 +20,10 @@ from collections.abc import Callable
 
 from torch import nn
 
-from orthoact.modules import Fourier, Hermite, Tropical, TropicalRational
+import orthoact.families  # noqa: F401  (declares the families)
+from orthoact import family
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {
-    "hermite": Hermite,
-    "fourier": Fourier,
-    "tropical": Tropical,
-    "tropical_rational": TropicalRational,
+_CLASSICAL: dict[str, Callable[..., nn.Module]] = {
     "gelu": nn.GELU,
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
     "relu": nn.ReLU,
@@ -35,42 +36,54 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {
     "softplus": nn.Softplus,
     "identity": nn.Identity,
 }
+_USER: dict[str, Callable[..., nn.Module]] = {}
 
-#: Names of the learnable basis families (the rest of the registry are fixed baselines).
-FAMILIES = ("hermite", "fourier", "tropical", "tropical_rational")
+
+def families() -> tuple[str, ...]:
+    """Names of the learnable basis families, in declaration order."""
+    return family.names()
+
+
+def _factories() -> dict[str, Callable[..., nn.Module]]:
+    out = {spec.name: spec.module for spec in family.specs() if spec.module is not None}
+    return {**out, **_CLASSICAL, **_USER}
 
 
 def available() -> list[str]:
-    """All registered names, the four families first."""
-    return list(FAMILIES) + sorted(n for n in _REGISTRY if n not in FAMILIES)
+    """All registered names, the families first."""
+    names = families()
+    return list(names) + sorted(n for n in _factories() if n not in names)
 
 
 def register(name: str, factory: Callable[..., nn.Module]) -> None:
     """Make ``create(name, ...)`` call ``factory(...)``; the name must be new."""
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"name must be a non-empty string without ':', got {name!r}")
-    if name in _REGISTRY:
+    if name in _factories():
         raise ValueError(f"name {name!r} is already registered")
-    _REGISTRY[name] = factory
+    _USER[name] = factory
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """Split ``"family:degree"`` into the name and ``{"degree": int}`` (no colon: no kwargs)."""
+    """Split ``"family:degree"`` into the name and the degree arguments (no colon: no kwargs)."""
     if not isinstance(spec, str):
         raise TypeError(f"activation name must be a string, got {type(spec).__name__}")
     name, sep, rest = spec.strip().partition(":")
     name = name.strip().lower().replace("-", "_")
-    if name not in _REGISTRY:
+    if name not in _factories():
         raise ValueError(f"unknown activation {spec!r}; available: {', '.join(available())}")
     if not sep:
         return name, {}
-    if name not in FAMILIES:
-        raise ValueError(f"activation {name!r} takes no degree; the spec form 'name:degree' is for {', '.join(FAMILIES)}")
+    if name not in families():
+        raise ValueError(f"activation {name!r} takes no degree; the spec form 'name:degree' is for {', '.join(families())}")
+    declaration = family.get(name)
     try:
-        degree = int(rest)
-    except ValueError:
-        raise ValueError(f"degree after ':' in {spec!r} must be an int, e.g. 'hermite:3'") from None
-    return name, {"degree": degree}
+        if declaration.parse_degree is not None:
+            return name, declaration.parse_degree(rest.strip())
+        return name, {"degree": int(rest)}
+    except ValueError as error:
+        example = f"{name}:{declaration.degree_text(declaration.default_degree)}"
+        raise ValueError(f"degree after ':' in {spec!r} must be an int, e.g. '{example}' ({error})") from None
 
 
 def create(name: str, **kwargs) -> nn.Module:
@@ -78,15 +91,17 @@ def create(name: str, **kwargs) -> nn.Module:
     name, spec_kwargs = parse_spec(name)
     clash = spec_kwargs.keys() & kwargs.keys()
     if clash:
-        raise ValueError(f"degree given twice: in the spec string and as {sorted(clash)[0]}={kwargs['degree']!r}")
-    return _REGISTRY[name](**spec_kwargs, **kwargs)
+        key = sorted(clash)[0]
+        raise ValueError(f"degree given twice: in the spec string and as {key}={kwargs[key]!r}")
+    return _factories()[name](**spec_kwargs, **kwargs)
 
 
 def resolve(activation) -> Callable[[], nn.Module]:
     """Turn a name/spec, a module class or a factory into a zero-argument factory (resolved once)."""
     if isinstance(activation, str):
         name, kwargs = parse_spec(activation)
-        return lambda: _REGISTRY[name](**kwargs)
+        factory = _factories()[name]
+        return lambda: factory(**kwargs)
     if isinstance(activation, nn.Module):
         raise TypeError(
             "activation must be a name, a class or a factory, not a module instance "
@@ -95,3 +110,9 @@ def resolve(activation) -> Callable[[], nn.Module]:
     if callable(activation):
         return activation
     raise TypeError(f"activation must be a name, a class or a factory, got {type(activation).__name__}")
+
+
+def __getattr__(name: str):
+    if name == "FAMILIES":  # the declared families at the time of the lookup
+        return families()
+    raise AttributeError(f"module 'orthoact.registry' has no attribute {name!r}")

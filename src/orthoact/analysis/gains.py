@@ -7,9 +7,10 @@ and compare with the mean-field prediction: with pre-activations h_l ~ N(0, q_l)
 
     q_{l+1} = E[F(h_l)^2],    E[g_l^2] = E[g_{l+1}^2] * E[F'(h_l)^2],
 
-where the Gaussian expectations are exact: closed forms for Hermite (Gauss-Hermite quadrature,
-exact for polynomials), Fourier (frequencies scaled by sqrt(q)) and the tropical families (exact
-piecewise integration, slopes scaled by sqrt(q)), numerical integration for GELU/ReLU/others.
+where the Gaussian expectations come from each family's declaration (``gains_at``): exact for
+Hermite (Gauss-Hermite quadrature, exact for polynomials), Fourier (frequencies scaled by sqrt(q))
+and the tropical families (exact piecewise integration, slopes scaled by sqrt(q)); numerical
+integration for the rational family and for GELU/ReLU/others.
 """
 
 from __future__ import annotations
@@ -21,45 +22,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from orthoact.basis import fourier_gains, hermite_basis, tropical_rational_gains, tropical_scale
-from orthoact.modules import Fourier, Hermite, Tropical, TropicalRational
-from orthoact.registry import FAMILIES, create
+from orthoact.activation import BasisActivation
+from orthoact.basis import hermite_basis
+from orthoact.families import Hermite
+from orthoact.registry import create, families
 from orthoact.targets import TARGETS
 
 INITS = ("paper", "unit", "naive")
 
 
 def gaussian_gains(activation, variance: float) -> tuple[float, float]:
-    """(E[F(x)^2], E[F'(x)^2]) for x ~ N(0, variance), group 0 of an orthoact module, or a callable."""
+    """(E[F(x)^2], E[F'(x)^2]) for x ~ N(0, variance), group 0 of an orthoact module, or a callable.
+
+    Families give their own (exact where possible) formula through their declaration's ``gains_at``;
+    anything else is integrated numerically.
+    """
+    if isinstance(activation, BasisActivation) and activation.spec.gains_at is not None:
+        tensors = [t.detach() for t in activation.tensors()]
+        return activation.spec.gains_at(*tensors, variance, **activation.options)
     sigma = math.sqrt(variance)
-    if isinstance(activation, Hermite):
-        a = activation.coefficients.detach().double()[0]
-        nodes, weights = np.polynomial.hermite_e.hermegauss(a.numel() + 2)  # exact up to degree 2n+3
-        x = torch.tensor(nodes * sigma)
-        w = torch.tensor(weights / math.sqrt(2 * math.pi))
-        module = Hermite(a.numel() - 1, dtype=torch.float64, backend="reference")
-        with torch.no_grad():
-            module.coefficients.copy_(a)
-        xg = x.clone().requires_grad_()
-        y = module(xg)
-        (dy,) = torch.autograd.grad(y.sum(), xg)
-        return (w * y.detach() ** 2).sum().item(), (w * dy**2).sum().item()
-    if isinstance(activation, Fourier):
-        f, d = fourier_gains(activation.bias, activation.coefficients, activation.frequencies * sigma, activation.phases)
-        return f[0].item(), d[0].item() / variance  # G(z) = F(sigma z): G' = sigma F'
-    if isinstance(activation, Tropical):
-        a = activation.offsets.detach().double()[:1]
-        n = a.shape[1] - 1
-        s = tropical_scale(n)
-        slopes = s * sigma * torch.arange(n + 1, dtype=torch.float64).unsqueeze(0)
-        zeros = torch.zeros(1, 1, dtype=torch.float64)
-        f, d = tropical_rational_gains(slopes, s * a, zeros, zeros)
-        return f[0].item(), d[0].item() / variance
-    if isinstance(activation, TropicalRational):
-        p, a, q, b = (getattr(activation, n).detach().double()[:1] for n in TropicalRational.parameter_names)
-        f, d = tropical_rational_gains(p * sigma, a, q * sigma, b)
-        return f[0].item(), d[0].item() / variance
-    # any other activation: dense numerical integration
     x = torch.linspace(-12 * sigma, 12 * sigma, 200_001, dtype=torch.float64, requires_grad=True)
     y = activation(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
@@ -82,7 +63,7 @@ def make_activation(family: str, degree: int | None, init: str):
     """An activation by family name ("gelu", "relu", ... or a basis family) and init."""
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
-    if family in FAMILIES:
+    if family in families():
         if init == "naive":
             if family != "hermite":
                 raise ValueError("init='naive' (plain monomial coefficients) exists for the hermite family only")
@@ -90,12 +71,12 @@ def make_activation(family: str, degree: int | None, init: str):
         if init == "unit" and family != "hermite":
             raise ValueError("init='unit' exists for the hermite family only")
         kwargs = {"init": init} if family == "hermite" else {}
-        return create(family, **({"degree": degree} if degree else {}), dtype=torch.float64, backend="reference", **kwargs)
+        return create(family if not degree else f"{family}:{degree}", dtype=torch.float64, backend="reference", **kwargs)
     if family in TARGETS:
         if init != "paper":
             raise ValueError(f"init={init!r} applies to the basis families, not to {family}")
         return TARGETS[family]
-    raise ValueError(f"family must be one of {', '.join(FAMILIES + tuple(TARGETS))}; got {family!r}")
+    raise ValueError(f"family must be one of {', '.join(families() + tuple(TARGETS))}; got {family!r}")
 
 
 @dataclass

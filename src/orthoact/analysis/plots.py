@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from orthoact.modules import BasisActivation
+from orthoact import reference
+from orthoact.activation import BasisActivation
 from orthoact.targets import TARGETS
 
 
@@ -50,19 +51,11 @@ def activation_modules(model_or_modules) -> list[tuple[str, BasisActivation]]:
 
 
 def _curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Tensor]:
-    """F and F' of one group of ``module`` on ``x``, in float64 on the reference path."""
-    import copy
-
-    single = copy.deepcopy(module).double().cpu()
-    single.backend = "reference"
-    with torch.no_grad():
-        for name, p in list(single.named_parameters()) + list(single.named_buffers()):
-            if p.dim() == 2 and p.shape[0] == module.groups:
-                getattr(single, name).data = p.data[group : group + 1].clone()
-    single.groups = 1
+    """F and F' of one group of ``module`` on ``x``, in float64 on the reference formula."""
+    rows = [t.detach().double().cpu()[group : group + 1] for t in module.tensors()]
     xg = x.clone().requires_grad_()
     with torch.enable_grad():
-        y = single(xg)
+        y = reference.evaluate(module.spec, xg, rows, **module.options)
         (dy,) = torch.autograd.grad(y.sum(), xg)
     return y.detach(), dy
 
@@ -166,7 +159,7 @@ def plot_fit(module: BasisActivation, target, domain: tuple[float, float], path)
     for ax, target_curve, fit_curve, label in ((a, f, y, "value"), (b, df, dy, "derivative")):
         ax.axvspan(lo, hi, color="C2", alpha=0.08, label="fitted domain")
         ax.plot(x, target_curve, "k:", lw=1.5, label=name)
-        ax.plot(x, fit_curve, color="C0", lw=2, label=f"{module.family}-{module.degree}")
+        ax.plot(x, fit_curve, color="C0", lw=2, label=module.label())
         ax.set_title(label)
         ax.set_ylim(target_curve.min().item() - 1, target_curve.max().item() + 1)
         ax.grid(alpha=0.3)

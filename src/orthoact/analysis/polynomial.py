@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from orthoact.basis import hermite_basis
-from orthoact.modules import Hermite
+from orthoact.basis.hermite import hermite_monomial_coefficients
+from orthoact.families import Hermite
 
 
 def _sympy():
@@ -34,12 +34,8 @@ def _layers(model: nn.Module) -> list[nn.Module]:
 
 
 def _monomial(coefficients: Tensor) -> list[float]:
-    """Monomial coefficients of sum_k a_k h_k (float64, exact up to rounding)."""
-    n = coefficients.numel() - 1
-    x = torch.linspace(-1, 1, n + 1, dtype=torch.float64)
-    vander = torch.stack([x**j for j in range(n + 1)], -1)
-    values = sum(a * h for a, h in zip(coefficients.double(), hermite_basis(x, n)))
-    return torch.linalg.solve(vander, values).tolist()
+    """Monomial coefficients of sum_k a_k h_k (float64, exact up to rounding: no linear solve)."""
+    return hermite_monomial_coefficients(coefficients.detach()).tolist()
 
 
 def to_polynomial(model: nn.Module, input_names: list[str] | None = None, expand: bool = True):

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from orthoact.analysis.plots import _curves, _pyplot, save_figure
-from orthoact.registry import create
+from orthoact import family
 
 
 def read_run(run: str | Path) -> dict:
@@ -51,7 +51,10 @@ def plot_losses(runs: list[dict], path) -> Path:
 
 
 def _module_from_snapshot(entry: dict):
-    module = create(entry["family"], degree=entry["degree"], groups=entry["groups"], dtype=torch.float64)
+    """The module a snapshot describes (its ``config``; older snapshots give degree and groups)."""
+    spec = family.get(entry["family"])
+    config = entry.get("config") or {"degree": entry["degree"], "groups": entry["groups"]}
+    module = spec.module.from_config(config, dtype=torch.float64)
     with torch.no_grad():
         for name, value in entry["parameters"].items():
             getattr(module, name).copy_(torch.tensor(value, dtype=torch.float64))

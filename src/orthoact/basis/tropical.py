@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -125,3 +126,63 @@ def tropical_rational_gains(
         return s_num - s_den, o_num - o_den
 
     return _piecewise_linear_gains(torch.cat([_crossings(p, a), _crossings(q, b)], -1), line)
+
+
+def tropical_gains_at(offsets: Tensor, variance: float) -> tuple[float, float]:
+    """Gains of group 0 for x ~ N(0, variance): F(sigma z) is a max of lines with slopes scaled by
+    sigma, integrated exactly as a tropical rational function with a zero denominator."""
+    a = offsets.detach().to(torch.float64)[:1]
+    n = a.shape[1] - 1
+    s = tropical_scale(n)
+    slopes = s * math.sqrt(variance) * torch.arange(n + 1, dtype=torch.float64).unsqueeze(0)
+    zeros = torch.zeros(1, 1, dtype=torch.float64)
+    f, d = tropical_rational_gains(slopes, s * a, zeros, zeros)
+    return f[0].item(), d[0].item() / variance
+
+
+def tropical_rational_gains_at(slopes_num, offsets_num, slopes_den, offsets_den, variance: float) -> tuple[float, float]:
+    """Gains of group 0 for x ~ N(0, variance) (slopes scaled by sigma, G' = sigma F')."""
+    sigma = math.sqrt(variance)
+    p, a, q, b = (t.detach().to(torch.float64)[:1] for t in (slopes_num, offsets_num, slopes_den, offsets_den))
+    f, d = tropical_rational_gains(p * sigma, a, q * sigma, b)
+    return f[0].item(), d[0].item() / variance
+
+
+def tropical_fit_start(x, w, f, df, degree: int, match_derivative: bool) -> dict[str, Tensor]:
+    """Supporting lines of f with the fixed slopes: the best convex minorant, then offsets.
+
+    ``scale * (k x + a_k) <= f(x)`` for all samples gives ``a_k = min_i (f(x_i)/scale - k x_i)``.
+    """
+    scale = tropical_scale(degree)
+    k = torch.arange(degree + 1, dtype=torch.float64)
+    return {"offsets": (f.unsqueeze(-1) / scale - x.unsqueeze(-1) * k).min(0).values}
+
+
+def tropical_rational_fit_start(x, w, f, df, degree: int, match_derivative: bool) -> dict[str, Tensor]:
+    """Piecewise-linear interpolant of f split into convex minus convex, each a max of <= n+1 lines."""
+    lo, hi = x.min().item(), x.max().item()
+    knots = torch.linspace(lo, hi, 2 * degree + 2, dtype=torch.float64)
+    fk = torch.from_numpy(np.interp(knots.numpy(), x.numpy(), f.numpy()))
+    slopes = (fk[1:] - fk[:-1]) / (knots[1:] - knots[:-1])
+    change = slopes[1:] - slopes[:-1]  # at interior knots
+    interior = knots[1:-1]
+    pos = [(c.item(), t.item()) for c, t in zip(change, interior) if c > 0]
+    neg = [(-c.item(), t.item()) for c, t in zip(change, interior) if c < 0]
+    # At most n slope changes fit in each max: keep the largest.
+    pos = sorted(sorted(pos, reverse=True)[:degree], key=lambda p: p[1])
+    neg = sorted(sorted(neg, reverse=True)[:degree], key=lambda p: p[1])
+
+    def lines(changes, base_slope, base_offset):
+        s, o = [base_slope], [base_offset]
+        for c, t in changes:  # adding c * (x - t) after knot t
+            s.append(s[-1] + c)
+            o.append(o[-1] - c * t)
+        while len(s) < degree + 1:  # duplicates of the last line change nothing
+            s.append(s[-1])
+            o.append(o[-1])
+        return torch.tensor(s, dtype=torch.float64), torch.tensor(o, dtype=torch.float64)
+
+    s0 = slopes[0].item()
+    p, a = lines(pos, s0, fk[0].item() - s0 * lo)
+    q, b = lines(neg, 0.0, 0.0)
+    return {"slopes_num": p, "offsets_num": a, "slopes_den": q, "offsets_den": b}

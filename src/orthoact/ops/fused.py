@@ -1,11 +1,13 @@
-"""Fused CPU fast path: ``torch.library`` custom ops over the C++ kernels of ``kernels.cpp``.
+"""Fused CPU fast path: ``torch.library`` custom ops over the C++ kernels in ``kernels/``.
 
 Forward saves only the input and the (small) parameter tensor; backward recomputes the basis and
 returns the input gradient and the parameter gradients (reduced in the compute precision per SIMD
 lane, accumulated in float64). The ops have fake implementations, so
 ``torch.compile(model, fullgraph=True)`` sees them as opaque nodes without graph breaks.
 
-float32 and float64 run natively; float16 and bfloat16 inputs are computed in float32.
+The arithmetic runs in the promoted dtype of the input and the parameters, at least float32 (see
+:func:`orthoact.reference.compute_dtype`): float32 and float64 natively, float16 and bfloat16 inputs
+are computed in float32, and a float32 input with float64 parameters is computed in float64.
 The kernels compute first derivatives; when a higher-order derivative is asked for
 (``create_graph=True``), the backward differentiates the reference formulas instead.
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orthoact import reference
+from orthoact.family import FamilySpec
 from orthoact.ops._build import load
-from orthoact.ops._common import FAMILY_CODES, apply, define_ops, implementations
+from orthoact.ops._common import define_ops, kernel_entry, run
+from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
-MAX_DEGREE = 64  # as in kernels.cpp; higher degrees run on the reference implementation
+MAX_DEGREE = 64  # as in kernels/common.h
+MAX_P = 4 * (MAX_DEGREE + 1)
 
 
 def _kernel_error() -> str | None:
@@ -33,9 +37,11 @@ def _kernel_error() -> str | None:
 _kernel_error._dynamo_marked_constant = True
 
 
-def unavailable_reason(x: Tensor) -> str | None:
+def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:
     if x.device.type != "cpu":
         return f"input is on {x.device.type}; the fused kernels run on CPU tensors"
+    if max(spec.degree_values(degree)) > MAX_DEGREE:
+        return f"degree {spec.degree_text(degree)} is above the fused kernels' limit of {MAX_DEGREE}"
     return _kernel_error()
 
 
@@ -46,40 +52,40 @@ def _library():
     return info.library
 
 
-def _forward(x: Tensor, params: Tensor, family: int, degree: int, block_len: int, groups: int) -> Tensor:
+def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int) -> Tensor:
     y = torch.empty_like(x)
     if x.numel():
         status = _library().oa_forward(
-            family, _DTYPE_CODES[x.dtype], x.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
-            params.data_ptr(), degree, torch.get_num_threads(),
+            code, _DTYPE_CODES[x.dtype], x.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
+            params.data_ptr(), degree, params.shape[1], kernel_entry(code).spec.nan_at_infinity,
+            torch.get_num_threads(),
         )
         if status:
             raise RuntimeError(f"orthoact fused forward failed (status {status})")
     return y
 
 
-def _backward(grad, x, params, family, degree, block_len, groups, need_input_grad, need_param_grad):
+def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad, need_param_grad):
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     dparams = torch.zeros(params.shape, dtype=torch.float64) if need_param_grad else params.new_empty(0, dtype=torch.float64)
     if x.numel() and (need_input_grad or need_param_grad):
         status = _library().oa_backward(
-            family, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
+            code, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
-            x.numel(), block_len, groups, params.data_ptr(), degree, torch.get_num_threads(),
+            x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1],
+            kernel_entry(code).spec.nan_at_infinity, torch.get_num_threads(),
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")
     return dx, dparams
 
 
-fused_forward, fused_backward = define_ops("fused", _forward, _backward)
+fused_forward, fused_backward = define_ops("fused", _forward, _backward, torch.float64)
 
 
-def _run(family: str, x: Tensor, params: list[Tensor], degree: int, channel_dim: int) -> Tensor:
-    if degree > MAX_DEGREE:
-        return getattr(reference, family)(x, *params, channel_dim=channel_dim)
-    return apply(fused_forward, family, x, params, degree, channel_dim)
+def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict) -> Tensor:
+    dtype = compute_dtype(x, *params)
+    return run(fused_forward, spec, x, params, degree, channel_dim, options, dtype, (dtype,))
 
 
-IMPLEMENTATIONS = implementations(_run)
-__all__ = ["FAMILY_CODES", "IMPLEMENTATIONS", "fused_forward", "fused_backward", "unavailable_reason"]
+__all__ = ["fused_forward", "fused_backward", "fused_run", "unavailable_reason", "MAX_DEGREE"]

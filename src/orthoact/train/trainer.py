@@ -74,7 +74,7 @@ def activation_snapshot(model: nn.Module) -> dict:
     for name, m in model.named_modules():
         if isinstance(m, BasisActivation):
             out[name] = {
-                "family": m.family, "degree": m.degree, "groups": m.groups,
+                "family": m.family, "config": m.config(),
                 "parameters": {n: p.detach().float().cpu().tolist() for n, p in list(m.named_parameters()) + list(m.named_buffers())},
             }
     return out

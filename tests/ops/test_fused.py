@@ -12,15 +12,8 @@ import orthoact
 import orthoact.functional as OF
 from orthoact import backends
 from orthoact.ops import _build
-from conftest import FAMILIES, make, params_of
+from conftest import VARIANTS, assert_matches_reference, call, make, params_of
 
-FUNCS = {"hermite": OF.hermite, "fourier": OF.fourier, "tropical": OF.tropical, "tropical_rational": OF.tropical_rational}
-TOL = {
-    torch.float64: dict(rtol=1e-10, atol=1e-10),
-    torch.float32: dict(rtol=2e-5, atol=2e-5),
-    torch.bfloat16: dict(rtol=1.6e-2, atol=1e-2),
-    torch.float16: dict(rtol=2e-3, atol=2e-3),
-}
 # (shape, groups, channel_dim): odd sizes, a prime-sized 3-D tensor, short runs (rows layout) and
 # long runs (blocked layout) of one group.
 
@@ -52,57 +45,59 @@ CASES = [
 ]
 
 
-def compare(family, shape, groups, channel_dim, dtype, degree=None, seed=0, scale=2.0):
-    module = make(family, degree, groups=groups, dtype=torch.float64, seed=seed)
-    params = params_of(module)
+def assert_uses_fused(module, x, params, channel_dim):
+    if x.numel():
+        assert uses_fused(call(module, x.clone().requires_grad_(), params, channel_dim=channel_dim, backend="fused"))
+
+
+def compare(variant, shape, groups, channel_dim, dtype, degree=None, seed=0, scale=2.0, param_dtype=None):
+    """Fused path with input ``dtype`` and parameters in ``param_dtype`` (default: the input's, at
+    least float32) against the float64 reference on the same values, uncast."""
+    param_dtype = param_dtype or (dtype if dtype in (torch.float32, torch.float64) else torch.float32)
+    module = make(variant, degree, groups=groups, dtype=param_dtype, seed=seed)
     torch.manual_seed(seed + 1)
     x = (scale * torch.randn(shape, dtype=torch.float64)).to(dtype)
     grad = torch.randn(shape, dtype=torch.float64).to(dtype)
-    results = {}
-    for backend in ("reference", "fused"):
-        xx = x.clone().requires_grad_()
-        ps = [p.detach().clone().float().requires_grad_() if dtype != torch.float64 else p.detach().clone().requires_grad_() for p in params.values()]
-        y = FUNCS[family](xx, *ps, channel_dim=channel_dim, backend=backend)
-        assert y.dtype == dtype and y.shape == x.shape
-        if backend == "fused" and x.numel():
-            assert uses_fused(y)
-        y.backward(grad)
-        results[backend] = [y.detach(), xx.grad] + [p.grad for p in ps]
-    names = ["output", "input grad"] + [f"grad of {n}" for n in params]
-    for name, ref, fast in zip(names, results["reference"], results["fused"]):
-        scale_ = 1.0 if name in ("output", "input grad") else max(1.0, math.sqrt(x.numel()))
-        tol = {k: v * scale_ for k, v in TOL[dtype].items()}
-        torch.testing.assert_close(fast.double(), ref.double(), **tol, msg=lambda m: f"{family} {name}: {m}")
+    assert_matches_reference(module, x, grad, channel_dim, "fused", check_graph=assert_uses_fused)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-g{c[1]}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_matches_reference(family, case, dtype):
-    compare(family, *case, dtype)
+def test_fused_matches_reference(variant, case, dtype):
+    compare(variant, *case, dtype)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_fused_half_precision(family, dtype):
-    compare(family, (4, 6, 33), 3, 1, dtype, scale=1.0)
+def test_fused_half_precision(variant, dtype):
+    compare(variant, (4, 6, 33), 3, 1, dtype, scale=1.0)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype, param_dtype", [(torch.float32, torch.float64), (torch.float64, torch.float32),
+                                                (torch.bfloat16, torch.float64), (torch.float16, torch.float64)])
+def test_fused_mixed_dtypes(variant, dtype, param_dtype):
+    """Regression: a float32 input with float64 parameters read the float64 memory as floats."""
+    compare(variant, (5, 6, 37), 3, 1, dtype, scale=1.0, param_dtype=param_dtype)
+    compare(variant, (1031,), 1, -1, dtype, scale=1.0, param_dtype=param_dtype)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("degree", [1, 2, 7, 11, 20])
-def test_fused_degrees(family, degree):
+def test_fused_degrees(variant, degree):
     """Degrees 1-10 run specialised float32 code, higher ones the generic loop."""
-    compare(family, (3, 1000), 1, -1, torch.float32, degree=degree, scale=1.0)
-    compare(family, (2, 4, 65), 4, 1, torch.float64, degree=degree, scale=1.0)
+    compare(variant, (3, 1000), 1, -1, torch.float32, degree=degree, scale=1.0)
+    compare(variant, (2, 4, 65), 4, 1, torch.float64, degree=degree, scale=1.0)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("groups", [1, 3])
-def test_fused_gradcheck(family, groups):
-    module = make(family, groups=groups, seed=5)
+def test_fused_gradcheck(variant, groups):
+    module = make(variant, groups=groups, seed=5)
     x = torch.randn(2, 3 * groups, 9, dtype=torch.float64, requires_grad=True)
     params = [p.detach().clone().requires_grad_() for p in params_of(module).values()]
-    fn = lambda x, *p: FUNCS[family](x, *p, channel_dim=1, backend="fused")  # noqa: E731
+    fn = lambda x, *p: call(module, x, p, channel_dim=1, backend="fused")  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
 
 
@@ -118,21 +113,6 @@ def test_fused_large_fourier_arguments_use_exact_cosine():
     x = torch.empty(4099).uniform_(1e4, 1e5) * torch.randn(4099).sign()
     exact = OF.fourier(x.double(), *[p.double() for p in params_of(act).values()], backend="reference")
     torch.testing.assert_close(act(x).double(), exact, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_fused_nan_inf(family):
-    m = orthoact.create(family, backend="fused")
-    ref = orthoact.create(family, backend="reference")
-    ref.load_state_dict(m.state_dict())
-    x = torch.tensor([math.nan, math.inf, -math.inf, 0.5] + [0.1] * 20)
-    y, y_ref = m(x), ref(x)
-    assert math.isnan(y[0].item())
-    # Non-finite where the reference is non-finite (the Hermite forward evaluates by Horner's rule,
-    # so F(+inf) may be inf where the recurrence gives inf - inf = NaN), equal elsewhere.
-    assert torch.equal(torch.isfinite(y), torch.isfinite(y_ref))
-    finite = torch.isfinite(y_ref)
-    torch.testing.assert_close(y[finite], y_ref[finite])
 
 
 def test_fused_only_parameter_or_only_input_grad():
@@ -200,18 +180,24 @@ def test_build_failure_is_reported(monkeypatch, tmp_path):
     assert info.library is None and "no C++ compiler found" in info.error
 
 
-def test_degree_above_kernel_limit_uses_reference():
-    act = orthoact.Hermite(70, backend="fused")
+def test_degree_above_kernel_limit_auto_falls_back_and_explicit_raises(monkeypatch):
+    monkeypatch.setattr(backends, "_warned", set())
     x = torch.linspace(-1, 1, 50, dtype=torch.float64)
-    act = act.double()
-    torch.testing.assert_close(act(x), orthoact.functional.hermite(x, act.coefficients, backend="reference"))
+    act = orthoact.Hermite(70).double()
+    with pytest.warns(RuntimeWarning, match="degree 70 is above the fused kernels' limit of 64"):
+        y = act(x)
+    torch.testing.assert_close(y, orthoact.functional.hermite(x, act.coefficients, backend="reference"))
+    act.backend = "fused"
+    with pytest.raises(RuntimeError, match=re.escape("backend='fused' cannot run hermite on this input: degree 70 is "
+                                                     "above the fused kernels' limit of 64")):
+        act(x)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_torch_compile_fullgraph(family):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_torch_compile_fullgraph(variant):
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 32), orthoact.create(family, groups=4), nn.Linear(32, 3))
+    model = nn.Sequential(nn.Linear(8, 32), make(variant, groups=4, dtype=torch.float32, backend=None), nn.Linear(32, 3))
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     x = torch.randn(5, 8)
     torch.testing.assert_close(compiled(x), model(x))

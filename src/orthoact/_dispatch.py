@@ -1,0 +1,51 @@
+"""Validation at the public boundary and dispatch to a backend: the one entry point behind every
+functional twin and every module's ``forward``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+
+from orthoact import _validation as V
+from orthoact.backends import select
+from orthoact.family import FamilySpec
+
+
+def check_parameters(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int):
+    """Parameter matrices ``(groups, columns)`` checked against each other and the input; returns
+    them (1-D tensors become one group) and the degree they describe."""
+    V.check_input(x)
+    channel_dim = V.check_int("channel_dim", channel_dim)
+    if len(params) != len(spec.params):
+        raise TypeError(f"{spec.name} takes {len(spec.params)} parameter tensors ({', '.join(spec.param_names)}), "
+                        f"got {len(params)}")
+    mats = [V.as_parameter_matrix(p.name, t) for p, t in zip(spec.params, params)]
+    named = dict(zip(spec.param_names, mats))
+    groups = V.check_same_groups(**named)
+    V.check_device(x, **named)
+    degree = spec.degree_of({name: m.shape[1] for name, m in named.items()})
+    low = min(spec.degree_values(degree))
+    if low < spec.min_degree:
+        wanted = spec.columns(spec.min_degree if not isinstance(degree, tuple) else tuple(
+            max(d, spec.min_degree) for d in degree))
+        name, shape = next((n, tuple(m.shape)) for n, m in named.items() if m.shape[1] < wanted[n])
+        raise ValueError(f"{name} must have at least {wanted[name]} columns (degree >= {spec.min_degree}), "
+                         f"got shape {shape}")
+    for name, columns in spec.columns(degree).items():
+        if named[name].shape[1] != columns:
+            raise ValueError(
+                f"{name} must have shape (groups, {columns}) for a {spec.name} activation of degree "
+                f"{spec.degree_text(degree)} (given by the other parameters), got {tuple(named[name].shape)}"
+            )
+    V.check_groups_fit(x, groups, channel_dim)
+    return mats, degree
+
+
+def apply(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int = -1, backend: str | None = None,
+          **options) -> Tensor:
+    """Validate, choose a backend (see :mod:`orthoact.backends`) and run family ``spec`` on ``x``."""
+    options = spec.option_values(**options)
+    mats, degree = check_parameters(spec, x, params, channel_dim)
+    run = select(spec, backend, x, mats, degree, options)
+    return run(spec, x, mats, degree, channel_dim, options)

@@ -1,0 +1,166 @@
+r"""The ``nn.Module`` shell every family shares: parameters from the declaration, initialisation,
+gains, ``repr`` and a ``forward`` that is one call to the functional dispatch.
+
+Reference: Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activations",
+arXiv 2502.01247 (ICLR 2026).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from orthoact import _validation as V
+from orthoact._dispatch import apply
+from orthoact.backends import resolve_backend_name
+from orthoact.family import FamilySpec
+from orthoact.targets import TARGETS
+
+__all__ = ["BasisActivation"]
+
+
+class BasisActivation(nn.Module):
+    """Common shell: degree, ``groups``, ``channel_dim``, ``init``, options and ``backend`` handling.
+
+    A subclass sets ``spec`` (its family's declaration); the parameters, their shapes, the
+    initialisations, the formula and the gains all come from it.
+    """
+
+    spec: ClassVar[FamilySpec]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in cls.__dict__:
+            cls.spec.module = cls  # the declaration knows its module class
+
+    def __init__(
+        self,
+        degree=None,
+        *,
+        groups: int = 1,
+        channel_dim: int = -1,
+        init: str | None = None,
+        backend: str | None = None,
+        device=None,
+        dtype=None,
+        **options,
+    ) -> None:
+        super().__init__()
+        spec = self.spec
+        self.degree = self._check_degree(spec.default_degree if degree is None else degree)
+        self.groups = V.check_positive_int("groups", groups)
+        self.channel_dim = V.check_int("channel_dim", channel_dim)
+        self.options = spec.option_values(**options)
+        self.init = V.check_choice("init", spec.default_init if init is None else init, tuple(spec.inits) + tuple(TARGETS))
+        if backend is not None:
+            resolve_backend_name(backend)
+        self.backend = backend
+        if dtype is not None and not torch.empty((), dtype=dtype).is_floating_point():
+            raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+        factory = {"device": device, "dtype": dtype}
+        for name, columns in spec.columns(self.degree).items():
+            tensor = torch.empty(self.groups, columns, **factory)
+            if self._learned(name):
+                setattr(self, name, nn.Parameter(tensor))
+            else:
+                self.register_buffer(name, tensor)
+        self.reset_parameters()
+
+    @property
+    def family(self) -> str:
+        """The family's name (``"hermite"``)."""
+        return self.spec.name
+
+    def _check_degree(self, degree):
+        names = self.spec.degree_args
+        values = degree if isinstance(degree, tuple) else (degree,)
+        if len(values) != len(names):
+            raise ValueError(f"{self.spec.name} takes {len(names)} degree(s) ({', '.join(names)}), got {degree!r}")
+        checked = tuple(V.check_positive_int(name, value) for name, value in zip(names, values))
+        for name, value in zip(names, checked):
+            if value < self.spec.min_degree:
+                raise ValueError(f"{name} must be >= {self.spec.min_degree}, got {value}")
+        return checked if isinstance(degree, tuple) else checked[0]
+
+    def _learned(self, name: str) -> bool:
+        """Whether parameter ``name`` is learned (a Parameter) or fixed (a buffer)."""
+        return True
+
+    def tensors(self) -> list[Tensor]:
+        """The family's parameter tensors (parameters and fixed buffers) in declaration order."""
+        return [getattr(self, name) for name in self.spec.param_names]
+
+    def reset_parameters(self) -> None:
+        """Re-initialise: the family's own init, or a least-squares fit when ``init`` names an activation."""
+        if self.init in self.spec.inits:
+            values = self.spec.inits[self.init](self.degree, **self.options)
+        else:
+            from orthoact.fit import fit_parameters  # basis math only; no module or registry import
+
+            values = fit_parameters(self.spec, self.init, self.degree, options=self.options, **self._fit_options())
+        with torch.no_grad():
+            for name, value in values.items():
+                target = getattr(self, name)
+                if callable(value):  # an in-place initializer such as nn.init.normal_
+                    value(target)
+                else:
+                    target.copy_(torch.as_tensor(value, dtype=torch.float64).expand_as(target))
+
+    def _fit_options(self) -> dict:
+        return {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return apply(self.spec, x, self.tensors(), self.channel_dim, self.backend, **self.options)
+
+    def gains(self) -> tuple[Tensor, Tensor]:
+        r"""``(E[F(x)^2], E[F'(x)^2])`` for :math:`x \sim \mathcal N(0,1)`, each of shape ``(groups,)``.
+
+        Exact (closed form or exact piecewise integration) where the family allows, float64,
+        differentiable in the parameters.
+        """
+        return self.spec.gains(*self.tensors(), **self.options)
+
+    def degree_kwargs(self) -> dict:
+        """The constructor's degree argument(s), e.g. ``{"degree": 3}``."""
+        values = self.degree if isinstance(self.degree, tuple) else (self.degree,)
+        return dict(zip(self.spec.degree_args, values))
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this module's structure (its values come from a state dict)."""
+        return {**self.degree_kwargs(), "groups": self.groups, "channel_dim": self.channel_dim, **self.options,
+                **self._extra_config()}
+
+    def _extra_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> BasisActivation:
+        """A module with the structure ``config`` (from :meth:`config`) and placeholder values (the
+        family's first init unless ``init`` is given, without touching the random state); load a
+        state dict into it."""
+        kwargs.setdefault("init", next(iter(cls.spec.inits)))
+        with torch.random.fork_rng(devices=[]):
+            return cls(**config, **kwargs)
+
+    def label(self) -> str:
+        """Short name such as ``hermite-3`` or ``rational-5/4``."""
+        return f"{self.spec.name}-{self.spec.degree_text(self.degree)}"
+
+    def extra_repr(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.degree_kwargs().items()] + [f"groups={self.groups}"]
+        if self.channel_dim != -1:
+            parts.append(f"channel_dim={self.channel_dim}")
+        if self.init != self.spec.default_init:
+            parts.append(f"init={self.init!r}")
+        for option in self.spec.options:
+            if self.options[option.name] != option.default:
+                parts.append(f"{option.name}={self.options[option.name]!r}")
+        parts += [f"{k}={v!r}" for k, v in self._extra_config().items() if v != self._extra_defaults().get(k)]
+        if self.backend is not None:
+            parts.append(f"backend={self.backend!r}")
+        return ", ".join(parts)
+
+    def _extra_defaults(self) -> dict:
+        return {}

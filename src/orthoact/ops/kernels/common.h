@@ -1,0 +1,129 @@
+// Shared pieces of the fused CPU kernels: SIMD types, loads and stores, sin/cos, parameter layouts.
+//
+// Every family is a struct template `template <typename T, int N> struct XxxF` (N > 0: degree
+// known at compile time; N == 0: degree n at run time) with
+//   static constexpr int P;                      // parameters per group it may need (array size)
+//   (whether +-inf inputs count as NaN is the declaration's nan_at_infinity, passed at run time)
+//   template <class L> static V fwd(V x, const L& a, i64 pos, int n, int p, T aux);          // F(x)
+//   template <class L> static V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux);  // g F'(x), and
+//        a.acc(k, pos, g dF/dtheta_k) for every parameter k
+//   static void prepare_forward(const T* raw, T* out, int n, int p);  // per-group forward form
+//   static T aux(const T* params, i64 G, int p, int n);              // a family scalar
+// The drivers in kernels.cpp handle NaN inputs for every family (NaN output, NaN input gradient,
+// NaN added to every parameter gradient of the group), so the families only see non-NaN x.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+typedef int64_t i64;
+
+static constexpr int MAX_DEGREE = 64;  // the Python side sends higher degrees to the reference
+static constexpr int MAX_P = 4 * (MAX_DEGREE + 1);
+
+// ---------------------------------------------------------------------------------------------
+// SIMD types (GCC/Clang vector extensions, 32-byte vectors: 8 floats or 4 doubles).
+template <typename T> struct VT;
+template <> struct VT<float> {
+    typedef float V __attribute__((vector_size(32)));
+    typedef int32_t I __attribute__((vector_size(32)));
+    typedef uint32_t U __attribute__((vector_size(32)));
+    static constexpr int W = 8;
+};
+template <> struct VT<double> {
+    typedef double V __attribute__((vector_size(32)));
+    typedef int64_t I __attribute__((vector_size(32)));
+    typedef uint64_t U __attribute__((vector_size(32)));
+    static constexpr int W = 4;
+};
+
+template <typename V> static inline V load(const void* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <typename V> static inline void store(void* p, V v) { std::memcpy(p, &v, sizeof v); }
+template <typename V, typename T> static inline V splat(T s) { return V{} + s; }
+template <typename T, typename V> static inline T lane_sum(V v) {
+    T out = 0;
+    for (int l = 0; l < VT<T>::W; ++l) out += v[l];
+    return out;
+}
+template <typename T, typename V> static inline bool any_lane(V mask) {
+    bool out = false;
+    for (int l = 0; l < VT<T>::W; ++l) out |= mask[l] != 0;
+    return out;
+}
+template <typename V> static inline V vabs(V x) { return x < 0 ? -x : x; }
+
+template <typename T> static inline T inv_factorial(int k) {
+    double f = 1.0;
+    for (int j = 2; j <= k; ++j) f *= j;  // inf above 170: 1/inf = 0, as the reference's underflow
+    return T(1.0 / f);
+}
+
+// sin and cos of float vectors: Cody-Waite reduction by pi/2 (two FMA steps) and Cephes' minimax
+// polynomials on [-pi/4, pi/4]; accurate to a few ulp for |z| <= 8192 (callers route larger
+// arguments to libm). With WANT_SIN false only the cosine is produced (the forward pass).
+template <bool WANT_SIN>
+static inline void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c) {
+    typedef VT<float>::V V;
+    typedef VT<float>::U U;
+    const V q = (z * 0.636619772367581343f + 12582912.0f) - 12582912.0f;  // round to nearest
+    V r = z - q * 1.57079637050628662109375f;   // float(pi/2)
+    r = r + q * 4.37113900018624283e-8f;       // float(pi/2) - pi/2
+    const V r2 = r * r;
+    const V sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+    const V cp = 1.0f - 0.5f * r2 +
+                 r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
+    // Odd quadrants swap sine and cosine; bit 1 of q (of q + 1) flips the sign of the sine (cosine).
+    const U quadrant = (U)__builtin_convertvector(q, VT<float>::I);
+    const U swap = 0u - (quadrant & 1u);
+    const U bs = (U)sp, bc = (U)cp;
+    if (WANT_SIN) s = (V)(((bc & swap) | (bs & ~swap)) ^ ((quadrant & 2u) << 30));
+    c = (V)(((bs & swap) | (bc & ~swap)) ^ (((quadrant + 1u) & 2u) << 30));
+}
+template <bool WANT_SIN>
+static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c) {
+    for (int l = 0; l < 4; ++l) {
+        s[l] = std::sin(z[l]);
+        c[l] = std::cos(z[l]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layouts: where parameter k of the vector at position pos comes from, and where its gradient goes.
+template <typename T, int P> struct Blocked {
+    typedef typename VT<T>::V V;
+    V A[P];
+    V S[P];
+    void set(const T* params, int p) {
+        for (int k = 0; k < p; ++k) {
+            A[k] = splat<V>(params[k]);
+            S[k] = V{};
+        }
+    }
+    inline V param(int k, i64) const { return A[k]; }
+    inline void acc(int k, i64, V v) { S[k] += v; }
+};
+
+template <typename T> struct RowsLayout {
+    typedef typename VT<T>::V V;
+    const T* base;  // (P, Rp) expanded parameters
+    T* racc;        // (P, Rp) per-position gradient accumulators
+    i64 Rp;
+    inline V param(int k, i64 pos) const { return load<V>(base + k * Rp + pos); }
+    inline void acc(int k, i64 pos, V v) {
+        T* p = racc + k * Rp + pos;
+        store(p, load<V>(p) + v);
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// max_k (s_k x + o_k) with torch.max's semantics, which the reference uses: a NaN piece wins (the
+// first one), otherwise the first maximal piece. `slope` and `arg` describe the winning piece.
+template <typename V> static inline auto beats(V v, V best) { return (v > best) | ((v != v) & (best == best)); }

@@ -1,0 +1,51 @@
+// Hermite: F = sum_k a_k h_k(x), h_{k+1} = (x h_k - h_{k-1}) / (k+1).
+// Packed row: [a_0 .. a_n] (P = n + 1).
+//   dF/da_k = h_k(x)          F'(x) = sum_{k>=1} a_k h_{k-1}(x)
+#pragma once
+#include "common.h"
+
+template <typename T, int N> struct HermiteF {
+    typedef typename VT<T>::V V;
+    static constexpr int P = N > 0 ? N + 1 : MAX_P;
+    // Forward evaluates the series by Horner's rule on its monomial coefficients (prepared per
+    // group in float64 by the exact recurrence on coefficient vectors): n FMAs per element.
+    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt;
+        V y = a.param(n, pos);
+#pragma GCC unroll 16
+        for (int k = n - 1; k >= 0; --k) y = y * x + a.param(k, pos);
+        return y;
+    }
+    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt;
+        V hp = splat<V>(T(1)), hc = x, d = a.param(1, pos);
+        a.acc(0, pos, g);
+        a.acc(1, pos, g * x);
+#pragma GCC unroll 16
+        for (int k = 1; k < n; ++k) {
+            const V hn = (x * hc - hp) * (T(1) / T(k + 1));
+            d += a.param(k + 1, pos) * hc;  // h_{k+1}' = h_k
+            a.acc(k + 1, pos, g * hn);
+            hp = hc;
+            hc = hn;
+        }
+        return g * d;
+    }
+    static void prepare_forward(const T* raw, T* out, int n, int) {
+        std::vector<double> prev(n + 1, 0.0), cur(n + 1, 0.0), next(n + 1, 0.0), mono(n + 1, 0.0);
+        prev[0] = 1.0;
+        mono[0] += raw[0];
+        if (n >= 1) {
+            cur[1] = 1.0;
+            mono[1] += raw[1];
+        }
+        for (int k = 1; k < n; ++k) {
+            for (int j = 0; j <= n; ++j) next[j] = ((j > 0 ? cur[j - 1] : 0.0) - prev[j]) / (k + 1);
+            for (int j = 0; j <= n; ++j) mono[j] += raw[k + 1] * next[j];
+            std::swap(prev, cur);
+            std::swap(cur, next);
+        }
+        for (int j = 0; j <= n; ++j) out[j] = T(mono[j]);
+    }
+    static T aux(const T*, i64, int, int) { return T(0); }
+};

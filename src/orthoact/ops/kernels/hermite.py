@@ -1,0 +1,43 @@
+"""Hermite in Triton: F = sum_k a_k h_k, forward by Horner's rule on monomial coefficients (prepared
+exactly on the host), backward by the recurrence h_{k+1} = (x h_k - h_{k-1}) / (k+1).
+
+    dF/da_k = h_k          F' = sum_{k>=1} a_k h_{k-1}
+"""
+
+import triton
+import triton.language as tl
+
+from orthoact.basis.hermite import hermite_monomial_coefficients
+from orthoact.ops.kernels.triton_common import emit
+
+
+def prepare(params, degree):
+    """Monomial coefficients of each group's series, exact in float64, as float32."""
+    return hermite_monomial_coefficients(params).float()
+
+
+@triton.jit
+def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
+    y = tl.load(base + DEGREE) + 0.0 * x
+    for i in tl.static_range(DEGREE):
+        y = y * x + tl.load(base + (DEGREE - 1 - i))
+    return y
+
+
+@triton.jit
+def backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
+             NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
+    hp = tl.full(x.shape, 1.0, tl.float32)
+    hc = x
+    d = tl.load(base + 1) + 0.0 * x
+    if NEED_DP:
+        emit(partial_ptr, row, cols, colmask, poison, 0, g, P, ROWS_LAYOUT)
+        emit(partial_ptr, row, cols, colmask, poison, 1, g * x, P, ROWS_LAYOUT)
+    for k in tl.static_range(1, DEGREE):
+        hn = (x * hc - hp) * (1.0 / (k + 1))
+        d += tl.load(base + (k + 1)) * hc
+        if NEED_DP:
+            emit(partial_ptr, row, cols, colmask, poison, k + 1, g * hn, P, ROWS_LAYOUT)
+        hp = hc
+        hc = hn
+    return d

@@ -1,0 +1,39 @@
+// Tropical polynomial: F = s max_k (k x + a_k), s = sqrt(2)/n, the piece k = 0 constant.
+// Packed row: [a_0 .. a_n] (P = n + 1).
+//   dF/da_k = s [k = argmax]     F'(x) = s argmax      (first arg-max on ties)
+// At x = +inf every sloped piece is +inf: the arg-max is 1, F = +inf; at -inf the constant wins.
+#pragma once
+#include "common.h"
+
+template <typename T, int N> struct TropicalF {
+    typedef typename VT<T>::V V;
+    static constexpr int P = N > 0 ? N + 1 : MAX_P;
+    template <class L> static inline V argmax(V x, const L& a, i64 pos, int n, V& best) {
+        best = a.param(0, pos);
+        V arg = V{};
+#pragma GCC unroll 16
+        for (int k = 1; k <= n; ++k) {
+            const V v = T(k) * x + a.param(k, pos);
+            const auto better = v > best;
+            best = better ? v : best;
+            arg = better ? splat<V>(T(k)) : arg;
+        }
+        return arg;
+    }
+    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T scale) {
+        V best;
+        argmax(x, a, pos, N > 0 ? N : n_rt, best);
+        return scale * best;
+    }
+    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale) {
+        const int n = N > 0 ? N : n_rt;
+        V best;
+        const V arg = argmax(x, a, pos, n, best);
+        const V gs = g * scale;
+#pragma GCC unroll 16
+        for (int k = 0; k <= n; ++k) a.acc(k, pos, arg == T(k) ? gs : V{});
+        return gs * arg;
+    }
+    static void prepare_forward(const T* raw, T* out, int, int p) { std::memcpy(out, raw, sizeof(T) * p); }
+    static T aux(const T*, i64, int, int n) { return T(std::sqrt(2.0) / n); }
+};

@@ -1,0 +1,52 @@
+// Tropical rational: F = max_k (p_k x + a_k) - max_k (q_k x + b_k).
+// Packed row: [p_0..p_n, a_0..a_n, q_0..q_n, b_0..b_n] (P = 4(n + 1)).
+//   at the numerator's arg-max i: dF/dp_i = x, dF/da_i = 1; at the denominator's j: dF/dq_j = -x,
+//   dF/db_j = -1;  F'(x) = p_i - q_j.  The maxima follow torch.max (see `beats`): at x = +-inf a
+//   zero slope gives a NaN piece (0 * inf), which wins, as in the reference.
+#pragma once
+#include "common.h"
+
+template <typename T, int N> struct TropicalRationalF {
+    typedef typename VT<T>::V V;
+    static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
+    template <class L>
+    static inline void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, V& arg) {
+        slope = a.param(s0, pos);
+        best = slope * x + a.param(o0, pos);
+        arg = V{};
+#pragma GCC unroll 16
+        for (int k = 1; k <= n; ++k) {
+            const V s = a.param(s0 + k, pos);
+            const V v = s * x + a.param(o0 + k, pos);
+            const auto better = beats(v, best);
+            best = better ? v : best;
+            slope = better ? s : slope;
+            arg = better ? splat<V>(T(k)) : arg;
+        }
+    }
+    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt, m = n + 1;
+        V num, den, s, i;
+        max_affine(x, a, pos, n, 0, m, num, s, i);
+        max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
+        return num - den;
+    }
+    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt, m = n + 1;
+        V num, den, sn, sd, in, id;
+        max_affine(x, a, pos, n, 0, m, num, sn, in);
+        max_affine(x, a, pos, n, 2 * m, 3 * m, den, sd, id);
+        const V gx = g * x;
+#pragma GCC unroll 16
+        for (int k = 0; k <= n; ++k) {
+            const auto on_num = in == T(k), on_den = id == T(k);
+            a.acc(k, pos, on_num ? gx : V{});
+            a.acc(m + k, pos, on_num ? g : V{});
+            a.acc(2 * m + k, pos, on_den ? -gx : V{});
+            a.acc(3 * m + k, pos, on_den ? -g : V{});
+        }
+        return g * (sn - sd);
+    }
+    static void prepare_forward(const T* raw, T* out, int, int p) { std::memcpy(out, raw, sizeof(T) * p); }
+    static T aux(const T*, i64, int, int) { return T(0); }
+};

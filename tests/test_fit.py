@@ -69,6 +69,41 @@ def test_tropical_rational_follows_gelu_on_a_wide_range():
     assert report.max_error < 0.08
 
 
+@pytest.mark.parametrize("version", ["A", "B"])
+def test_rational_fits_gelu_closely_on_pau_s_range(version):
+    module, report = orthoact.fit("gelu", "rational", (5, 4), version=version)
+    assert report.domain == (-3.0, 3.0)
+    assert report.max_error < 3e-3 and report.max_derivative_error < 2e-2, report
+    err, _ = independent_errors(module, F.gelu, -3, 3)
+    assert report.max_error == pytest.approx(err, rel=0.05, abs=1e-6)
+    assert isinstance(module, orthoact.Rational) and module.options["version"] == version
+    # a rational function keeps following GELU beyond the fitted range far better than a polynomial
+    poly, _ = orthoact.fit("gelu", "hermite", 5, domain=(-3, 3))
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    assert (module.double()(x) - F.gelu(x)).abs().max() < (poly.double()(x) - F.gelu(x)).abs().max()
+
+
+@pytest.mark.parametrize("degree", [21, 30, 64, 100])
+def test_fourier_high_degrees_work_everywhere(degree, capsys):
+    """Regression: k! as an int64 overflowed from degree 21 (reference, double backward, fit, CLI)."""
+    act = orthoact.Fourier(degree, dtype=torch.float64)
+    x = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    for backend in ("reference", None):
+        act.backend = backend
+        y = act(x)
+        (dx,) = torch.autograd.grad(y.sum(), x, create_graph=True)  # double backward: the reference formulas
+        (ddx,) = torch.autograd.grad(dx.sum(), x)
+        assert torch.isfinite(y).all() and torch.isfinite(dx).all() and torch.isfinite(ddx).all()
+    module, report = orthoact.fit("gelu", "fourier", degree)
+    # (the default domain [-sqrt n, sqrt n] is longer than the period 2 pi of the fixed harmonics, so
+    # the fit is poor at high degree; what matters here is that it runs and stays finite)
+    assert all(torch.isfinite(t).all() for t in module.tensors()) and math.isfinite(report.max_error)
+    from orthoact.cli import main
+
+    assert main(["fit", "gelu", "--family", "fourier", "--degree", str(degree), "--fixed-frequencies"]) == 0
+    assert f"fourier-{degree} fit of gelu" in capsys.readouterr().out
+
+
 def test_fit_on_recorded_samples_and_weights():
     torch.manual_seed(0)
     samples = torch.randn(50_000) * 3 + 1

@@ -63,11 +63,13 @@ def evaluate(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim:
         xg = xg + (xg - xg)  # +-inf -> NaN (inf - inf), finite x unchanged, derivative 1
     columns = [[column(p[:, k]) for k in range(p.shape[1])] for p in params]
     y = spec.evaluate(xg, *columns, **options)
-    # A NaN input reaches every parameter of its group: total * x is NaN there with a NaN derivative
-    # in every parameter (selected only where x is NaN, so non-finite parameters change nothing else).
+    # A NaN input reaches its input gradient and every parameter of its group: (total + x) * x is NaN
+    # there with NaN derivatives in x and in every parameter (selected only where x is NaN, so
+    # non-finite parameters change nothing elsewhere).
     nan = torch.isnan(xg)
+    x_nan = torch.where(nan, xg, 0.0)
     total = sum(c for cs in columns for c in cs)
-    y = torch.where(nan, y + total * torch.where(nan, xg, 0.0), y)
+    y = torch.where(nan, y + (total + x_nan) * x_nan, y)
     return y.reshape(x.shape).to(x.dtype)
 
 

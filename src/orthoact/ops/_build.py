@@ -5,7 +5,9 @@ the system compiler on first use. ``families.inc`` is generated from the family 
 headers to include and the ``code -> struct`` table), so the C++ never repeats a family code. The
 shared library is cached under ``$ORTHOACT_CACHE_DIR`` (or ``$XDG_CACHE_HOME/orthoact``, default
 ``~/.cache/orthoact``) keyed by a hash of the sources, the flags, the compiler and the CPU's features,
-so later processes load it at once. It links ``libgomp.so.1``: in a process that imported torch this
+so later processes load it at once. A cached library is named by the hash of its own bytes and
+found through a small pointer file, so a truncated or altered file is detected before it is loaded
+(loading a truncated shared library can crash the process). It links ``libgomp.so.1``: in a process that imported torch this
 is torch's own OpenMP runtime, so both share one thread pool.
 
 Nothing here raises: every failure (no source files, no compiler, a compiler that fails or hangs,
@@ -159,8 +161,25 @@ def _open(path: Path) -> ctypes.CDLL:
     return lib
 
 
-def _compile(compiler: str, folder: Path, target: Path, generated: str) -> str | None:
-    """Compile into ``target`` atomically; return an error message or None."""
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _cached(pointer: Path) -> Path | None:
+    """The library a pointer file names, if its bytes still hash to its name (complete, unaltered)."""
+    try:
+        name = pointer.read_text().strip()
+        library = pointer.with_name(name)
+        if name.startswith(pointer.stem + "-") and name.endswith(".so") and _digest(library) == name[-19:-3]:
+            return library
+    except OSError:
+        pass
+    return None
+
+
+def _compile(compiler: str, folder: Path, pointer: Path, generated: str) -> tuple[Path | None, str | None]:
+    """Compile into ``folder`` under a name holding the library's hash, then point ``pointer`` at it
+    (both renames are atomic: a concurrent process sees the old library or the new one, never half)."""
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as build:
         (Path(build) / "families.inc").write_text(generated)
         tmp = Path(build) / "kernels.so"
@@ -168,13 +187,17 @@ def _compile(compiler: str, folder: Path, target: Path, generated: str) -> str |
         try:
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=_timeout())
         except subprocess.TimeoutExpired:
-            return f"compiling the fused kernels took longer than {_timeout():.0f} s (set {BUILD_TIMEOUT_ENV} to wait longer)"
+            return None, f"compiling the fused kernels took longer than {_timeout():.0f} s (set {BUILD_TIMEOUT_ENV} to wait longer)"
         if result.returncode != 0:
             message = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            return "compiling the fused kernels failed: " + " | ".join(message)
+            return None, "compiling the fused kernels failed: " + " | ".join(message)
         os.chmod(tmp, 0o700)
-        os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
-    return None
+        library = folder / f"{pointer.stem}-{_digest(tmp)}.so"
+        os.replace(tmp, library)
+        link = Path(build) / "pointer"
+        link.write_text(library.name)
+        os.replace(link, pointer)
+    return library, None
 
 
 def _build() -> BuildInfo:
@@ -190,14 +213,14 @@ def _build() -> BuildInfo:
         if folder is None:  # build for this process only, in a folder nobody else can write
             private_tmp = tempfile.TemporaryDirectory(prefix="orthoact-kernels-")
             folder = Path(private_tmp.name)
-        target = folder / f"kernels-{key}.so"
-        compiled = False
-        if target.exists():
+        pointer = folder / f"kernels-{key}.txt"
+        cached = _cached(pointer)
+        if cached is not None:
             try:
-                return BuildInfo(_open(target), target, False, time.perf_counter() - start, None, note)
-            except OSError:  # truncated, stale or foreign: rebuild it once
-                target.unlink(missing_ok=True)
-        error = _compile(compiler, folder, target, generated)
+                return BuildInfo(_open(cached), cached, False, time.perf_counter() - start, None, note)
+            except OSError:  # stale or foreign: rebuild it once
+                pass
+        target, error = _compile(compiler, folder, pointer, generated)
         if error:
             return BuildInfo(None, None, False, time.perf_counter() - start, error, note)
         compiled = True

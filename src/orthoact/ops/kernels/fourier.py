@@ -12,7 +12,7 @@ from orthoact.ops.kernels.triton_common import emit, inv_factorial
 
 @triton.jit
 def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
-    y = tl.load(base) + 0.0 * x
+    y = tl.load(base) + tl.zeros_like(x)
     for k in tl.static_range(1, DEGREE + 1):
         c = tl.load(base + k)
         w = tl.load(base + DEGREE + k)
@@ -24,7 +24,7 @@ def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
 @triton.jit
 def backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
              NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
-    d = 0.0 * x
+    d = tl.zeros_like(x)
     if NEED_DP:
         emit(partial_ptr, row, cols, colmask, poison, 0, g, P, ROWS_LAYOUT)
     for k in tl.static_range(1, DEGREE + 1):

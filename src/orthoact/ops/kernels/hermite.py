@@ -18,7 +18,7 @@ def prepare(params, degree):
 
 @triton.jit
 def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
-    y = tl.load(base + DEGREE) + 0.0 * x
+    y = tl.load(base + DEGREE) + tl.zeros_like(x)
     for i in tl.static_range(DEGREE):
         y = y * x + tl.load(base + (DEGREE - 1 - i))
     return y
@@ -29,7 +29,7 @@ def backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: t
              NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
     hp = tl.full(x.shape, 1.0, tl.float32)
     hc = x
-    d = tl.load(base + 1) + 0.0 * x
+    d = tl.load(base + 1) + tl.zeros_like(x)
     if NEED_DP:
         emit(partial_ptr, row, cols, colmask, poison, 0, g, P, ROWS_LAYOUT)
         emit(partial_ptr, row, cols, colmask, poison, 1, g * x, P, ROWS_LAYOUT)

@@ -21,9 +21,9 @@ def _sgn(t):
 def _forward(x, base, DEGREE: tl.constexpr, P: tl.constexpr, VERSION_A: tl.constexpr):
     N: tl.constexpr = P - DEGREE - 1
     TOP: tl.constexpr = DEGREE if DEGREE > N else N
-    num = tl.load(base) + 0.0 * x
-    den = 0.0 * x
-    xp = 1.0 + 0.0 * x
+    num = tl.load(base) + tl.zeros_like(x)
+    den = tl.zeros_like(x)
+    xp = tl.full(x.shape, 1.0, tl.float32)
     for j in tl.static_range(1, TOP + 1):
         xp = xp * x
         if j <= DEGREE:
@@ -46,11 +46,11 @@ def _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE: tl.co
               NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr, VERSION_A: tl.constexpr):
     N: tl.constexpr = P - DEGREE - 1
     TOP: tl.constexpr = DEGREE if DEGREE > N else N
-    num = tl.load(base) + 0.0 * x
-    dnum = 0.0 * x
-    den = 0.0 * x
-    dden = 0.0 * x
-    xp = 1.0 + 0.0 * x
+    num = tl.load(base) + tl.zeros_like(x)
+    dnum = tl.zeros_like(x)
+    den = tl.zeros_like(x)
+    dden = tl.zeros_like(x)
+    xp = tl.full(x.shape, 1.0, tl.float32)
     for j in tl.static_range(1, TOP + 1):
         prev = xp
         xp = xp * x
@@ -70,7 +70,7 @@ def _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE: tl.co
     if VERSION_A:
         q = 1.0 + den
         dq = dden
-        s = 0.0 * x
+        s = tl.zeros_like(x)
     else:
         s = _sgn(den)
         q = 1.0 + tl.abs(den)
@@ -80,7 +80,7 @@ def _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE: tl.co
     gi = g * inv
     if NEED_DP:
         gfi = gi * f
-        xp = 1.0 + 0.0 * x
+        xp = tl.full(x.shape, 1.0, tl.float32)
         for j in tl.static_range(0, TOP + 1):
             if j > 0:
                 xp = xp * x

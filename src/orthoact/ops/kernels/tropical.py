@@ -17,8 +17,8 @@ def aux(params, degree):
 
 @triton.jit
 def _argmax(x, base, DEGREE: tl.constexpr):
-    best = tl.load(base) + 0.0 * x
-    arg = 0.0 * x
+    best = tl.load(base) + tl.zeros_like(x)
+    arg = tl.zeros_like(x)
     for k in tl.static_range(1, DEGREE + 1):
         v = k * x + tl.load(base + k)
         better = v > best

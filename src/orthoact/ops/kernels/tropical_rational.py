@@ -12,9 +12,9 @@ from orthoact.ops.kernels.triton_common import emit
 
 @triton.jit
 def _max_affine(x, base, S0: tl.constexpr, O0: tl.constexpr, DEGREE: tl.constexpr):
-    slope = tl.load(base + S0) + 0.0 * x
+    slope = tl.load(base + S0) + tl.zeros_like(x)
     best = slope * x + tl.load(base + O0)
-    arg = 0.0 * x
+    arg = tl.zeros_like(x)
     for k in tl.static_range(1, DEGREE + 1):
         s = tl.load(base + S0 + k)
         v = s * x + tl.load(base + O0 + k)

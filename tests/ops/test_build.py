@@ -1,0 +1,127 @@
+"""Building and loading the fused kernels never breaks a forward: every failure warns once and the
+auto backend uses the reference; a corrupt cache entry is rebuilt; a cache folder other users can
+write to is never loaded from."""
+
+import re
+import stat
+import warnings
+
+import pytest
+import torch
+
+import orthoact
+from orthoact import backends
+from orthoact.ops import _build
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """No kernels loaded yet in this process's view, no warnings given yet, a private cache folder."""
+    monkeypatch.setattr(_build, "_info", None)
+    monkeypatch.setattr(backends, "_warned", set())
+    monkeypatch.setenv("ORTHOACT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def forward_falls_back(match: str) -> None:
+    """The auto backend warns once (naming the failure) and gives the reference's values."""
+    act = orthoact.Hermite(3)
+    x = torch.randn(100)
+    with pytest.warns(RuntimeWarning, match=match):
+        y = act(x)
+    act.backend = "reference"
+    torch.testing.assert_close(y, act(x))
+    act.backend = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        act(x)  # once only
+
+
+def test_missing_sources(fresh, monkeypatch):
+    monkeypatch.setattr(_build, "KERNEL_DIR", fresh / "nowhere")
+    fresh.joinpath("nowhere").mkdir()
+    forward_falls_back("kernels.cpp is missing")
+    with pytest.raises(RuntimeError, match="backend='fused' cannot run hermite on this input: building the fused kernels failed"):
+        orthoact.Hermite(3, backend="fused")(torch.randn(3))
+
+
+def test_no_compiler(fresh, monkeypatch):
+    monkeypatch.setattr(_build.shutil, "which", lambda name: None)
+    forward_falls_back(re.escape("no C++ compiler found (install g++ or set CXX)"))
+
+
+def fake_compiler(folder, body: str) -> str:
+    path = folder / "fake-g++"
+    path.write_text("#!/bin/sh\nif [ \"$1\" = --version ]; then echo fake 1.0; exit 0; fi\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_compiler_that_fails(fresh, monkeypatch):
+    monkeypatch.setenv("CXX", fake_compiler(fresh, "echo 'fatal error: No space left on device' >&2; exit 1"))
+    forward_falls_back("compiling the fused kernels failed: fatal error: No space left on device")
+
+
+def test_compiler_that_hangs_is_stopped(fresh, monkeypatch):
+    monkeypatch.setenv("CXX", fake_compiler(fresh, "sleep 60"))
+    monkeypatch.setenv(_build.BUILD_TIMEOUT_ENV, "1")
+    forward_falls_back("compiling the fused kernels took longer than 1 s")
+
+
+def test_unsafe_cache_folders_are_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    folder, reason = _build._usable_cache(shared)
+    assert folder is None and "writable by other users" in reason
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    assert _build._usable_cache(a_file)[0] is None
+    assert _build._usable_cache(a_file / "below")[0] is None
+    assert _build._usable_cache(tmp_path / "fresh")[0] == tmp_path / "fresh"
+    assert stat.S_IMODE((tmp_path / "fresh").stat().st_mode) == 0o700
+    library = tmp_path / "fresh" / "kernels-x.so"
+    library.write_bytes(b"\x7fELF")
+    library.chmod(0o666)
+    with pytest.raises(OSError, match="writable by other users"):
+        _build._open(library)
+
+
+def test_unwritable_cache_builds_privately(fresh, monkeypatch):
+    """A cache path that cannot be created (here under /proc, read-only even for root) still gives
+    working kernels, built in a private temporary folder, with one warning."""
+    monkeypatch.setenv("ORTHOACT_CACHE_DIR", "/proc/orthoact-cache")
+    with pytest.warns(RuntimeWarning, match="private temporary folder"):
+        info = _build.load()
+    assert info.library is not None and info.error is None and info.compiled
+    assert stat.S_IMODE(info.path.parent.stat().st_mode) == 0o700
+    x = torch.randn(1000)
+    torch.testing.assert_close(orthoact.Hermite(3, backend="fused")(x), orthoact.Hermite(3, backend="reference")(x))
+
+
+def test_truncated_cached_library_is_rebuilt(fresh, monkeypatch):
+    """A cached library cut in half (a crash or a full disk while copying) is detected by its hash
+    before it is loaded (loading it would crash the process), rebuilt, and the forward runs on the
+    fused kernels."""
+    key = _build._key(_build._compiler(), _build.families_inc())
+    monkeypatch.delenv("ORTHOACT_CACHE_DIR")
+    real = _build._cached(_build.cache_dir() / f"kernels-{key}.txt")  # the default cache, from earlier runs
+    data = real.read_bytes() if real is not None else b"\x7fELF" + bytes(8192)
+    cache = fresh / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv("ORTHOACT_CACHE_DIR", str(cache))
+    library = cache / (real.name if real is not None else f"kernels-{key}-0123456789abcdef.so")
+    library.write_bytes(data[: len(data) // 2])
+    library.chmod(0o700)
+    (cache / f"kernels-{key}.txt").write_text(library.name)
+    info = _build.load()
+    assert info.error is None and info.compiled, info
+    assert info.path.stat().st_size > len(data) // 2
+    x = torch.randn(1000, requires_grad=True)
+    y = orthoact.Tropical(5, backend="fused")(x)
+    assert "fused_forward" in type(y.grad_fn).__name__
+    torch.testing.assert_close(y, orthoact.Tropical(5, backend="reference")(x))
+    # the next process loads the rebuilt library from the cache
+    monkeypatch.setattr(_build, "_info", None)
+    again = _build.load()
+    assert again.error is None and not again.compiled and again.path == info.path

@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -41,6 +42,93 @@ def test_convert_inplace_and_strict():
     assert report.sites == [] and isinstance(same[1], nn.ReLU)
     converted, _ = orthoact.convert(model, "tropical_rational", 4, targets=nn.ReLU, inplace=True)
     assert converted is model and isinstance(model[1], orthoact.TropicalRational)
+
+
+def test_convert_report_when_nothing_matches_names_the_default_degree():
+    _, report = orthoact.convert(nn.Sequential(nn.Linear(2, 2)), strict=False)
+    assert report.label == "hermite-3" and "to hermite-3" in str(report)  # not "hermite-0"
+    _, report = orthoact.convert(nn.Sequential(nn.Linear(2, 2)), "rational", strict=False)
+    assert report.label == "rational-5/4"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_replacements_take_the_site_dtype(dtype):
+    """Regression: replacements were built on the CPU in float32 whatever the model."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.GELU(), FunctionalMLP()).to(dtype)
+    converted, _ = orthoact.convert(model, "tropical_rational", 4)
+    for act in (converted[1], converted[2].act_fn):
+        assert all(t.dtype == dtype for t in act.tensors())
+    x = torch.randn(3, 4, dtype=dtype)
+    assert converted(x).dtype == dtype
+    # calibration sees what the sites receive; an explicit dtype wins
+    calibrated, _ = orthoact.convert(model, "hermite", 3, calibration=[x])
+    assert calibrated[1].coefficients.dtype == dtype
+    forced, _ = orthoact.convert(model, "hermite", 3, dtype=torch.float32)
+    assert forced[1].coefficients.dtype == torch.float32
+
+
+def test_replacements_on_the_meta_device():
+    model = nn.Sequential(nn.Linear(4, 8), nn.GELU()).to("meta")
+    converted, _ = orthoact.convert(model, "hermite", 3)
+    assert converted[1].coefficients.device.type == "meta"
+
+
+class GatedMLP(nn.Module):
+    """Llama's MLP: down(act(gate(x)) * up(x))."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate, self.up, self.down = nn.Linear(4, 16), nn.Linear(4, 16), nn.Linear(16, 4)
+        self.act_fn = nn.SiLU()
+
+    def forward(self, x):
+        return self.down(self.act_fn(self.gate(x)) * self.up(x))
+
+
+@pytest.mark.parametrize("targets", ["silu", "swish", nn.SiLU, ("SiLU",)])
+def test_convert_any_activation_by_name_or_class(targets):
+    torch.manual_seed(0)
+    model = nn.Sequential(GatedMLP(), nn.ReLU(), nn.Tanh())
+    converted, report = orthoact.convert(model, "rational", (4, 3), targets=targets)
+    assert [s.name for s in report.sites] == ["0.act_fn"] and report.sites[0].original == "SiLU"
+    assert isinstance(converted[1], nn.ReLU) and isinstance(converted[2], nn.Tanh)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(converted(x), model(x), atol=0.02, rtol=0.02)
+    both, report = orthoact.convert(model, "tropical_rational", 5, targets=["relu", "tanh"])
+    assert [s.original for s in report.sites] == ["ReLU", "Tanh"]
+
+
+def test_save_and_load_a_converted_plain_module(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 4), nn.GELU(), FunctionalMLP())
+    converted, _ = orthoact.convert(model, "rational", (5, 4), version="B", groups=2)
+    with torch.no_grad():
+        for p in converted.parameters():
+            p.add_(0.01 * torch.randn_like(p))  # trained after conversion
+    orthoact.save_converted(converted, tmp_path / "saved")
+    assert json.loads((tmp_path / "saved" / "orthoact.json").read_text())["sites"]["2.act_fn"]["config"]["version"] == "B"
+    fresh = nn.Sequential(nn.Linear(4, 4), nn.GELU(), FunctionalMLP())  # the original architecture, untrained
+    loaded = orthoact.load_converted(fresh, tmp_path / "saved")
+    assert loaded is fresh and isinstance(fresh[2].act_fn, orthoact.Rational) and fresh[2].act_fn.groups == 2
+    x = torch.randn(6, 4)
+    torch.testing.assert_close(loaded(x), converted(x), rtol=0, atol=0)
+
+
+def test_load_converted_refuses_a_mismatch_and_changes_nothing(tmp_path):
+    converted, _ = orthoact.convert(nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 2)), "hermite", 3)
+    orthoact.save_converted(converted, tmp_path / "saved")
+    other = nn.Sequential(nn.Linear(4, 8), nn.GELU())  # no layer 2
+    before = {k: v.clone() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match=re.escape("unexpected ['2.bias', '2.weight']); nothing was loaded")):
+        orthoact.load_converted(other, tmp_path / "saved")
+    assert isinstance(other[1], nn.GELU) and all(torch.equal(v, before[k]) for k, v in other.state_dict().items())
+    with pytest.raises(ValueError, match="has an activation at '1', but this Sequential has no activation there"):
+        orthoact.load_converted(nn.Sequential(nn.Linear(4, 8)), tmp_path / "saved")
+    with pytest.raises(FileNotFoundError, match="holds no orthoact.json"):
+        orthoact.load_converted(other, tmp_path)
+    with pytest.raises(ValueError, match="has no orthoact activation"):
+        orthoact.save_converted(nn.Linear(2, 2), tmp_path / "x")
 
 
 def test_convert_calibration_errors():

@@ -10,7 +10,7 @@ from orthoact import family as _family
 from orthoact import functional, ops
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
-from orthoact.convert import ConversionReport, convert, distill
+from orthoact.convert import ConversionReport, convert, distill, load_converted, save_converted
 from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
 from orthoact.registry import available, create, register
@@ -34,6 +34,8 @@ __all__ = [
     "fit",
     "convert",
     "distill",
+    "save_converted",
+    "load_converted",
     "ConversionReport",
     "FitReport",
     "functional",

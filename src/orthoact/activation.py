@@ -94,6 +94,8 @@ class BasisActivation(nn.Module):
 
     def reset_parameters(self) -> None:
         """Re-initialise: the family's own init, or a least-squares fit when ``init`` names an activation."""
+        if any(t.is_meta for t in self.tensors()):  # no values to compute (e.g. transformers builds on meta)
+            return
         if self.init in self.spec.inits:
             values = self.spec.inits[self.init](self.degree, **self.options)
         else:
@@ -128,9 +130,9 @@ class BasisActivation(nn.Module):
         return dict(zip(self.spec.degree_args, values))
 
     def config(self) -> dict:
-        """Constructor arguments that rebuild this module's structure (its values come from a state dict)."""
-        return {**self.degree_kwargs(), "groups": self.groups, "channel_dim": self.channel_dim, **self.options,
-                **self._extra_config()}
+        """Constructor arguments that rebuild this module (its values come from a state dict)."""
+        return {**self.degree_kwargs(), "groups": self.groups, "channel_dim": self.channel_dim, "init": self.init,
+                **self.options, **self._extra_config()}
 
     def _extra_config(self) -> dict:
         return {}
@@ -138,11 +140,16 @@ class BasisActivation(nn.Module):
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> BasisActivation:
         """A module with the structure ``config`` (from :meth:`config`) and placeholder values (the
-        family's first init unless ``init`` is given, without touching the random state); load a
-        state dict into it."""
-        kwargs.setdefault("init", next(iter(cls.spec.inits)))
+        family's first init, cheap and without touching the random state); load a state dict into
+        it. Its ``init`` is the recorded one (what ``reset_parameters`` would apply)."""
+        config = dict(config)
+        recorded_init = kwargs.pop("init", None) or config.pop("init", None)
+        config.pop("init", None)
         with torch.random.fork_rng(devices=[]):
-            return cls(**config, **kwargs)
+            module = cls(**config, init=next(iter(cls.spec.inits)), **kwargs)
+        if recorded_init is not None:
+            module.init = V.check_choice("init", recorded_init, tuple(cls.spec.inits) + tuple(TARGETS))
+        return module
 
     def label(self) -> str:
         """Short name such as ``hermite-3`` or ``rational-5/4``."""

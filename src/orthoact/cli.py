@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default="\n")
     p.add_argument("--tokens", type=int, default=300)
     p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-k", type=int, default=40, help="sample from the k most likely tokens (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_sample)
 
@@ -272,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError, TypeError, PermissionError) as error:
-        print(f"orthoact: error: {error}", file=sys.stderr)
+    except (ValueError, OSError, ImportError, TypeError, KeyError) as error:  # user errors: one line, no traceback
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"orthoact: error: {message}", file=sys.stderr)
         return 2
 
 

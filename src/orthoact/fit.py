@@ -215,9 +215,11 @@ def _solve(spec, fn, degree, options, fixed, samples, domain, weights, match_der
 def fit_parameters(spec: FamilySpec, target, degree, *, options: dict | None = None, fixed=(), samples=None,
                    domain=None, weights=None, match_derivative: bool = True, refine_steps: int | None = None
                    ) -> dict[str, Tensor]:
-    """The fitted parameter values of family ``spec`` (one row each, float64), without a module."""
+    """The fitted parameter values of family ``spec`` (one row each, float64, on the CPU), without a module."""
     fn, _ = resolve_target(target)
-    values, _, _ = _solve(spec, fn, degree, options or {}, fixed, samples, domain, weights, match_derivative, refine_steps)
+    with torch.device("cpu"):  # whatever default device the caller set (e.g. "meta" while building a model)
+        values, _, _ = _solve(spec, fn, degree, options or {}, fixed, samples, domain, weights, match_derivative,
+                              refine_steps)
     return values
 
 

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import Tensor, nn
 
@@ -95,11 +97,13 @@ def polynomial_degree(expr, names=None) -> int:
 def count_linear_pieces(model: nn.Module, start: Tensor, direction: Tensor, t_range: tuple[float, float] = (-10.0, 10.0),
                         resolution: int = 200_001, tol: float = 1e-7) -> int:
     """Number of linear pieces of ``t -> model(start + t * direction)`` (summed over outputs'
-    kinks), from second differences on a fine grid in float64."""
+    kinks), from second differences on a fine grid in float64. The caller's model is left as given
+    (a float64, eval-mode copy is evaluated)."""
     t = torch.linspace(*t_range, resolution, dtype=torch.float64)
     points = start.double().unsqueeze(0) + t.unsqueeze(1) * direction.double().unsqueeze(0)
-    model = model.double().eval()
-    y = model(points).reshape(resolution, -1)
+    model = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        y = model(points).reshape(resolution, -1)
     step = (t[1] - t[0]).item()
     second = (y[2:] - 2 * y[1:-1] + y[:-2]).abs().amax(-1) / step  # slope change across each grid cell
     kink = second > tol * max(1.0, y.abs().max().item())

@@ -143,14 +143,17 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample ``max_new_tokens`` tokens after the context ``idx`` (B, T)."""
+        """Sample ``max_new_tokens`` tokens after the context ``idx`` (B, T); ``top_k`` keeps the k most
+        likely tokens (``None`` or 0: all of them)."""
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+            raise ValueError(f"top_k must be an int >= 0 (0 or None: no top-k filtering), got {top_k!r}")
         for _ in range(max_new_tokens):
             context = idx[:, -self.config.block_size :]
             logits, _ = self(context)
             logits = logits[:, -1, :] / temperature
-            if top_k is not None:
+            if top_k:
                 v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
                 logits[logits < v[:, [-1]]] = -float("inf")
             probs = F.softmax(logits.float(), dim=-1)

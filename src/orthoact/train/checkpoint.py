@@ -11,9 +11,16 @@ import numpy as np
 import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_atomic(obj: dict, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: a crash mid-write never
-    leaves a truncated checkpoint at ``path``."""
+    leaves a truncated checkpoint at ``path``. The file gets the permissions of any new file (the
+    umask), and the folder is synced so the rename itself survives a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,11 +29,20 @@ def save_atomic(obj: dict, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # a platform without directory fds: the rename is still atomic
+        return
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def load(path: str | Path, map_location="cpu") -> dict:

@@ -10,6 +10,8 @@ just ``field`` when the name is unique, with ``act`` short for ``model.activatio
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 import typing
 from dataclasses import dataclass
@@ -24,11 +26,35 @@ else:  # pragma: no cover
 ALIASES = {"act": "model.activation", "activation": "model.activation"}
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_range(key: str, value, *, low=None, high=None, low_open=False, high_open=False, integer=False) -> None:
+    """Raise ``ValueError("key must be ..., got value")`` unless ``value`` is a finite number (an int
+    if ``integer``) in the interval."""
+    kind = "an int" if integer else "a finite number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high}")
+    allowed = f"{kind} {' and '.join(bounds)}".strip()
+    ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else _number(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ValueError(f"{key} must be {allowed}, got {value!r}")
+
+
 @dataclass
 class TrainConfig:
     """Optimisation, schedule, precision, logging and checkpointing of one run."""
 
-    out_dir: str = "runs/run"
+    out_dir: str = ""  # "": runs/<preset>-<activation>
+    overwrite: bool = False  # replace a previous run in out_dir (otherwise refused unless resuming)
     seed: int = 0
     max_steps: int = 1000
     batch_size: int = 32  # per process and micro-step; global batch = batch_size * grad_accum * world size
@@ -58,13 +84,29 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"train.{name} must be a positive int, got {value!r}")
+            check_range(f"train.{name}", getattr(self, name), low=1, integer=True)
+        for name in ("seed", "warmup_steps", "stop_at", "snapshot_interval", "threads"):
+            check_range(f"train.{name}", getattr(self, name), low=0, integer=True)
+        check_range("train.lr", self.lr, low=0, low_open=True)
+        check_range("train.min_lr", self.min_lr, low=0, high=self.lr)
+        check_range("train.weight_decay", self.weight_decay, low=0)
+        check_range("train.act_lr_mult", self.act_lr_mult, low=0)
+        check_range("train.grad_clip", self.grad_clip, low=0)
+        check_range("train.beta1", self.beta1, low=0, high=1, high_open=True)
+        check_range("train.beta2", self.beta2, low=0, high=1, high_open=True)
+        check_range("train.ema_decay", self.ema_decay, low=0, high=1, high_open=True)
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise ValueError(f"train.dtype must be 'float32', 'bfloat16' or 'float16', got {self.dtype!r}")
-        if self.lr <= 0 or self.min_lr < 0:
-            raise ValueError(f"train.lr must be > 0 and train.min_lr >= 0, got {self.lr!r}, {self.min_lr!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("train.resume=true and train.overwrite=true contradict each other: choose one")
+
+
+def run_name(preset: str, activation) -> str:
+    """The default run folder name: ``<preset>-<activation>`` (``shakespeare-char-hermite-3``)."""
+    act = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
+    return f"{Path(preset).stem}-{re.sub(r'[^A-Za-z0-9_.]+', '-', act).strip('-')}"
 
 
 def presets(kind: str | None = None) -> list[str]:

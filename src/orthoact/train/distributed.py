@@ -34,7 +34,7 @@ def setup(device: str = "auto") -> DistInfo:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"train.device={device!r} but CUDA is not available; use device=cpu")
+            raise ValueError(f"train.device={device!r} but CUDA is not available on this machine; use train.device=cpu or auto")
         dev = torch.device("cuda", local if world > 1 else (torch.device(device).index or 0))
         torch.cuda.set_device(dev)
     elif device == "cpu":

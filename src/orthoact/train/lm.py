@@ -18,7 +18,7 @@ import torch
 
 from orthoact.models.gpt import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
-from orthoact.train.config import TrainConfig, build, load_preset, to_dict
+from orthoact.train.config import TrainConfig, build, load_preset, run_name, to_dict
 from orthoact.train.distributed import DistInfo, setup, teardown
 from orthoact.train.lm_data import decoder, resolve_dataset
 from orthoact.train.trainer import Trainer
@@ -102,7 +102,13 @@ class LMTask:
 
 
 def resolve_config(preset: str, overrides: list[str] = ()) -> dict:
-    return build(SECTIONS, load_preset(preset, "lm"), list(overrides))
+    """The run's config from a preset and ``key=value`` overrides; an empty ``train.out_dir`` becomes
+    ``runs/<preset>-<activation>``."""
+    cfg = build(SECTIONS, load_preset(preset, "lm"), list(overrides))
+    if not cfg["train"].out_dir:
+        out_dir = str(Path("runs") / run_name(preset, cfg["model"].activation))
+        cfg["train"] = dataclasses.replace(cfg["train"], out_dir=out_dir)
+    return cfg
 
 
 def train_lm(preset: str = "shakespeare-char", overrides: list[str] = ()) -> dict:
@@ -119,7 +125,7 @@ def train_lm(preset: str = "shakespeare-char", overrides: list[str] = ()) -> dic
         torch.manual_seed(cfg["train"].seed + info.rank)
         model = GPT(cfg["model"]).to(info.device)
         task = LMTask(model, folder, cfg["train"], info)
-        config = to_dict(cfg) | {"kind": "lm", "preset": preset, "dataset_path": str(folder)}
+        config = to_dict(cfg) | {"kind": "lm", "preset": preset, "dataset_path": str(folder.resolve())}
         return Trainer(cfg["train"], task, config, info).train()
     finally:
         teardown()

@@ -199,7 +199,11 @@ def decoder(meta: dict, folder: Path):
     if kind == "bpe":
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(folder / meta["tokenizer_file"]))
+        name = meta.get("tokenizer_file")
+        path = (folder / str(name)).resolve()
+        if not isinstance(name, str) or not path.is_relative_to(folder.resolve()) or not path.is_file():
+            raise ValueError(f"meta.json of {folder} names tokenizer_file={name!r}, which must be a file inside the dataset folder")
+        tok = Tokenizer.from_file(str(path))
         return (lambda ids: tok.decode(list(ids))), (lambda text: tok.encode(text).ids)
     if kind == "gpt2":
         enc = gpt2_encoding()

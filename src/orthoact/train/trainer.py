@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
-from orthoact.modules import BasisActivation
+from orthoact._progress import progress
+from orthoact.activation import BasisActivation
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.config import TrainConfig
 from orthoact.train.distributed import DistInfo, all_reduce_mean
@@ -57,6 +57,15 @@ def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float) 
         {"params": act, "weight_decay": 0.0, "lr_mult": act_lr_mult, "name": "activations"},
     ]
     return [g for g in groups if g["params"]]
+
+
+def _fused_adamw(groups: list[dict]) -> bool:
+    """Whether the fused AdamW supports these parameters (floating, on CPU or CUDA)."""
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
+RUN_FILES = ("ckpt.pt", "metrics.jsonl", "activations.jsonl", "config.json")
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -92,10 +101,9 @@ class Trainer:
         groups = parameter_groups(self.model, cfg.weight_decay, cfg.act_lr_mult)
         for group in groups:
             group["lr"] = cfg.lr * group["lr_mult"]
-        self.optimizer = torch.optim.AdamW(
-            groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-            **({"fused": True} if self.device.type == "cuda" else {}),
-        )
+        # The fused AdamW (CUDA, and CPU since PyTorch 2.4) is one kernel over all parameters: on the
+        # 2-core CPU it took 2.5 ms a step for the small ConvNeXt where the per-tensor loop took 9.7 ms.
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=_fused_adamw(groups))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_at(step, cfg) / cfg.lr  # the same factor for every group
         )
@@ -167,7 +175,9 @@ class Trainer:
             ckpt.save_atomic(state, self.out_dir / "ckpt.pt")
 
     def load(self, path: Path) -> None:
-        state = ckpt.load(path, map_location=self.device)
+        # On the CPU: RNG states must stay CPU tensors (torch.set_rng_state rejects CUDA ones); the
+        # model and optimizer states are copied to their parameters' device by load_state_dict.
+        state = ckpt.load(path, map_location="cpu")
         if state.get("world_size", 1) != self.info.world_size:
             raise ValueError(
                 f"checkpoint {path} was written by {state.get('world_size')} process(es), this run has "
@@ -183,11 +193,12 @@ class Trainer:
         self.step = state["step"]
         ckpt.set_rng_state(state["rng"][self.info.rank])
         self.task.load_state_dict(state["data"])
-        if self.info.is_main:  # drop metrics logged after the checkpoint by the interrupted run
-            metrics = self.out_dir / "metrics.jsonl"
-            if metrics.exists():
-                kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= self.step]
-                metrics.write_text("".join(line + "\n" for line in kept))
+        if self.info.is_main:  # drop rows written after the checkpoint by the interrupted run
+            for name in ("metrics.jsonl", "activations.jsonl"):
+                log = self.out_dir / name
+                if log.exists():
+                    kept = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= self.step]
+                    log.write_text("".join(line + "\n" for line in kept))
 
     # -- the loop ---------------------------------------------------------------------------------
     def evaluate(self) -> dict:
@@ -207,17 +218,30 @@ class Trainer:
         for e, b in zip(self.ema.buffers(), self.model.buffers()):
             e.copy_(b)
 
+    def _check_out_dir(self) -> None:
+        """A new run never replaces a previous one silently."""
+        cfg = self.cfg
+        found = [name for name in RUN_FILES if (self.out_dir / name).exists()]
+        if cfg.resume:
+            if not (self.out_dir / "ckpt.pt").is_file():
+                raise FileNotFoundError(f"no checkpoint to resume from at {self.out_dir / 'ckpt.pt'}; start without train.resume=true")
+        elif found and not cfg.overwrite:
+            raise FileExistsError(
+                f"train.out_dir={str(self.out_dir)!r} already holds a run ({', '.join(found)}); continue it with "
+                "train.resume=true, replace it with train.overwrite=true, or choose another train.out_dir"
+            )
+
     def train(self) -> dict:
         cfg = self.cfg
+        self._check_out_dir()
+        if self.info.enabled:
+            dist.barrier()  # every process checked before the first one writes
         if self.info.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
-            path = self.out_dir / "ckpt.pt"
-            if not path.is_file():
-                raise FileNotFoundError(f"no checkpoint to resume from at {path}; start without train.resume=true")
-            self.load(path)
+            self.load(self.out_dir / "ckpt.pt")
         elif self.info.is_main:
-            for name in ("metrics.jsonl", "activations.jsonl"):
+            for name in RUN_FILES:
                 (self.out_dir / name).unlink(missing_ok=True)
         if self.info.is_main:
             (self.out_dir / "config.json").write_text(json.dumps(self.config, indent=2))
@@ -233,8 +257,8 @@ class Trainer:
             self._snapshot()
         self.model.train()
         start = time.perf_counter()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.info.is_main),
-                   desc=Path(cfg.out_dir).name, dynamic_ncols=True)
+        bar = progress(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.info.is_main),
+                       desc=self.out_dir.name)
         last = {}
         train_seconds = 0.0  # time in training steps only (no evaluation, no checkpoints)
         while self.step < cfg.max_steps:

@@ -1,0 +1,122 @@
+"""Hugging Face ``transformers`` integration: orthoact activations in configs, and converted models
+that save and reload.
+
+After ``import orthoact.integrations.transformers`` (or :func:`register`):
+
+* a config's ``hidden_act`` / ``activation_function`` may name any orthoact activation as
+  ``"orthoact:<name>"`` (``"orthoact:hermite:3"``, ``"orthoact:tropical_rational:5"``,
+  ``"orthoact:rational:5/4"``); every lookup builds a new module, so each layer has its own
+  parameters, which ``save_pretrained``/``from_pretrained`` store and load like any weight;
+* a model converted by :func:`orthoact.convert` records its sites in ``config.orthoact`` (which
+  module, which family, degree, groups, options) and, where every activation named by the config
+  was converted, the config's activation name too. ``from_pretrained`` then rebuilds the converted
+  structure before the weights are loaded, so the reloaded model is the converted one. A recorded
+  site the model does not have is refused with a message. Without the import, a config naming an
+  orthoact activation fails loudly in ``transformers`` (unknown activation) rather than loading the
+  original model in silence.
+
+Nothing here downloads anything; ``transformers`` is imported when this module is.
+"""
+
+from __future__ import annotations
+
+from transformers import PreTrainedModel
+from transformers import activations as hf_activations
+
+from orthoact import family as families
+from orthoact.convert import TARGET_GROUPS, _expand_targets, _sites, apply_sites, converted_sites
+from orthoact.registry import create, parse_spec
+
+PREFIX = "orthoact:"
+CONFIG_KEY = "orthoact"
+ACTIVATION_KEYS = ("hidden_act", "activation_function", "hidden_activation")
+_original_post_init = PreTrainedModel.post_init
+
+
+def _is_ours(key) -> bool:
+    if not isinstance(key, str) or not key.startswith(PREFIX):
+        return False
+    try:
+        parse_spec(key[len(PREFIX):])
+    except ValueError:
+        return False
+    return True
+
+
+class _ActivationTable(type(hf_activations.ACT2FN)):
+    """transformers' ACT2FN, plus every ``orthoact:<name>`` (a new module per lookup)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, str) and key.startswith(PREFIX):
+            return create(key[len(PREFIX):])  # raises with the list of names when unknown
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        return _is_ours(key) or super().__contains__(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+def _post_init(self) -> None:
+    """After a transformers model is built (before from_pretrained loads weights): put back the
+    orthoact activations its config records."""
+    _original_post_init(self)
+    recorded = getattr(self.config, CONFIG_KEY, None)
+    if not recorded:
+        return
+    sites = dict(recorded.get("sites", {}))
+    if recorded.get("model_class") != type(self).__name__:
+        # a base model inside the converted one (or loaded alone): its sites carry the prefix
+        prefix = f"{self.base_model_prefix}." if getattr(self, "base_model_prefix", "") else None
+        if prefix and sites and all(name.startswith(prefix) for name in sites):
+            sites = {name[len(prefix):]: entry for name, entry in sites.items()}
+        else:
+            try:
+                apply_sites(self, sites)
+            except ValueError as error:
+                raise ValueError(f"config.{CONFIG_KEY} was recorded for {recorded.get('model_class')}, "
+                                 f"not {type(self).__name__}: {error}") from None
+            return
+    apply_sites(self, sites)
+
+
+def register() -> None:
+    """Make ``orthoact:<name>`` activation names and recorded conversions work in ``transformers``
+    (idempotent; importing this module calls it)."""
+    table = hf_activations.ACT2FN
+    if not isinstance(table, _ActivationTable):
+        table.__class__ = _ActivationTable  # the same object every model file imported
+    if PreTrainedModel.post_init is not _post_init:
+        PreTrainedModel.post_init = _post_init
+
+
+def _group_of(name) -> str | None:
+    """The activation group a transformers activation name belongs to (``"gelu_new"`` -> ``"gelu"``)."""
+    if not isinstance(name, str):
+        return None
+    key = name.lower()
+    for group in TARGET_GROUPS:
+        if key == group or key.startswith(group + "_") or (group == "gelu" and key.startswith("gelu")):
+            return "silu" if group == "swish" else group
+    return None
+
+
+def record_conversion(model, targets, family: str, degree) -> None:
+    """Record a conversion of ``model`` in its config (called by :func:`orthoact.convert`)."""
+    register()
+    sites = converted_sites(model)
+    setattr(model.config, CONFIG_KEY, {"model_class": type(model).__name__, "sites": sites})
+    remaining = _sites(model, _expand_targets(targets))
+    if remaining:  # the config's activation name also builds activations that were not converted
+        return
+    converted = {group for group in TARGET_GROUPS if set(_expand_targets(group)) <= set(_expand_targets(targets))}
+    name = f"{PREFIX}{family}:{families.get(family).degree_text(degree)}"
+    for key in ACTIVATION_KEYS:
+        if _group_of(getattr(model.config, key, None)) in converted:
+            setattr(model.config, key, name)
+
+
+register()
+
+__all__ = ["register", "record_conversion", "PREFIX", "CONFIG_KEY"]

@@ -1,11 +1,12 @@
-"""GPU benchmark (prepared for one run of under 5 minutes on an H200).
+"""GPU benchmark of the activations: forward+backward time, achieved bandwidth and peak memory.
 
-Forward+backward time and effective bandwidth of each family on the Triton path, next to
-``torch.nn.functional.gelu``, the eager reference and ``torch.compile`` of the reference, at 16M and
-256M elements in bfloat16 and float32, plus peak memory above the inputs. Ratios are to GELU in
-the same run.
+Each family on the Triton path, next to ``torch.nn.functional.gelu``, the eager reference and
+``torch.compile`` of the reference, at 16M and 256M elements in bfloat16 and float32. Bandwidth is
+the bytes an elementwise activation must move (forward: read x, write y; backward: read x and dy,
+write dx: 5 tensors) over the time, shown next to the copy bandwidth measured in the same run (read
++ write of the same tensor size). Ratios are to GELU in the same run.
 
-    python benchmarks/gpu_activations.py [--quick] [--no-compile]
+    python benchmarks/gpu_activations.py [--quick] [--no-compile] [--out bench_results/gpu_activations.json]
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -34,8 +36,9 @@ def module_and_params(spec: str):
 
 
 def measure(fn, x, dy, reps):
-    """Median fwd+bwd milliseconds and peak extra bytes."""
+    """Median fwd+bwd milliseconds and peak bytes above the inputs."""
     times = []
+    peak = 0
     for i in range(reps + 2):
         xx = x.detach().requires_grad_()
         torch.cuda.synchronize()
@@ -47,11 +50,82 @@ def measure(fn, x, dy, reps):
         y.backward(dy)
         end.record()
         torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated() - base
+        peak = max(peak, torch.cuda.max_memory_allocated() - base)
         del y, xx
         if i >= 2:
             times.append(start.elapsed_time(end))
     return statistics.median(times), peak
+
+
+def copy_bandwidth(x, reps=10) -> float:
+    """GB/s of ``y.copy_(x)`` (read + write of x's bytes)."""
+    y = torch.empty_like(x)
+    times = []
+    for i in range(reps + 2):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        y.copy_(x)
+        end.record()
+        torch.cuda.synchronize()
+        if i >= 2:
+            times.append(start.elapsed_time(end))
+    return 2 * x.numel() * x.element_size() / statistics.median(times) / 1e6
+
+
+def run(sizes, dtypes, reps: int, compile_ref: bool, deadline: float | None = None, log=print) -> dict:
+    """Every (size, dtype, config, provider) measured; stops early (noting it) past ``deadline``."""
+    rows, copies, skipped = [], [], []
+    for numel in sizes:
+        for dtype in dtypes:
+            if deadline and time.monotonic() > deadline:
+                skipped.append(f"{numel >> 20}M {str(dtype)[6:]}")
+                continue
+            x = torch.randn(numel, device="cuda", dtype=dtype)
+            dy = torch.randn(numel, device="cuda", dtype=dtype)
+            copy_gbps = copy_bandwidth(x)
+            copies.append({"numel": numel, "dtype": str(dtype), "copy_gbps": copy_gbps})
+            gelu_ms, gelu_mem = measure(F.gelu, x, dy, reps)
+            bytes_moved = 5 * numel * x.element_size()
+            log(f"\n{numel >> 20}M {str(dtype)[6:]}: copy {copy_gbps:.0f} GB/s; gelu {gelu_ms:.3f} ms, "
+                f"{bytes_moved / gelu_ms / 1e6:.0f} GB/s, peak +{gelu_mem / 2**20:.0f} MiB")
+            log(f"{'config':<30}{'ms':>9}{'GB/s':>8}{'/copy':>7}{'/GELU':>8}{'peak MiB':>10}{'mem/GELU':>10}")
+            for config in CONFIGS:
+                module, params = module_and_params(config)
+                label = module.label()
+                fn_ref = reference.function(module.spec)
+                providers = {
+                    "triton": lambda t, m=module, p=params: OF.apply(m.family, t, *p, backend="triton", **m.options),
+                    "reference": lambda t, r=fn_ref, p=params, m=module: r(t, *p, **m.options),
+                }
+                if compile_ref:
+                    compiled = torch.compile(fn_ref, dynamic=False)
+                    providers["compiled-ref"] = lambda t, c=compiled, p=params, m=module: c(t, *p, **m.options)
+                for name, fn in providers.items():
+                    if deadline and time.monotonic() > deadline and name != "triton":
+                        continue
+                    try:
+                        ms, mem = measure(fn, x, dy, reps if name == "triton" else max(3, reps // 3))
+                    except torch.cuda.OutOfMemoryError:
+                        log(f"{label}/{name:<14} out of memory")
+                        torch.cuda.empty_cache()
+                        continue
+                    gbps = bytes_moved / ms / 1e6
+                    row = {"numel": numel, "dtype": str(dtype), "config": label, "provider": name, "ms": ms, "gbps": gbps,
+                           "copy_fraction": gbps / copy_gbps, "ratio": ms / gelu_ms, "peak_mib": mem / 2**20,
+                           "mem_ratio": mem / gelu_mem, "gelu_ms": gelu_ms}
+                    rows.append(row)
+                    log(f"{label + '/' + name:<30}{ms:>9.3f}{gbps:>8.0f}{row['copy_fraction']:>7.2f}{row['ratio']:>8.2f}"
+                        f"{row['peak_mib']:>10.0f}{row['mem_ratio']:>10.2f}")
+                    torch.cuda.empty_cache()
+            del x, dy
+            torch.cuda.empty_cache()
+    verdicts = []
+    for config, target in TARGETS.items():
+        for r in rows:
+            if r["config"] == config and r["provider"] == "triton":
+                ok = r["ratio"] <= target and r["mem_ratio"] <= 1.1
+                verdicts.append({**r, "target": target, "met": ok})
+    return {"rows": rows, "copy": copies, "targets": verdicts, "skipped": skipped}
 
 
 def main() -> int:
@@ -66,51 +140,14 @@ def main() -> int:
         return 1
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     sizes = [16 << 20] if args.quick else [16 << 20, 256 << 20]
-    reps = 5 if args.quick else args.reps
-    rows = []
-    for numel in sizes:
-        for dtype in (torch.bfloat16, torch.float32):
-            x = torch.randn(numel, device="cuda", dtype=dtype)
-            dy = torch.randn(numel, device="cuda", dtype=dtype)
-            gelu_ms, gelu_mem = measure(F.gelu, x, dy, reps)
-            bytes_moved = 5 * numel * x.element_size()  # fwd: read x, write y; bwd: read x, dy, write dx
-            print(f"\n{numel >> 20}M {str(dtype)[6:]}: gelu {gelu_ms:.3f} ms, {bytes_moved / gelu_ms / 1e6:.0f} GB/s, peak +{gelu_mem / 2**20:.0f} MiB")
-            print(f"{'config':<28}{'ms':>9}{'GB/s':>8}{'/GELU':>8}{'peak MiB':>10}{'mem/GELU':>10}")
-            for config in CONFIGS:
-                module, params = module_and_params(config)
-                label = module.label()
-                fn_ref = reference.function(module.spec)
-                providers = {
-                    "triton": lambda t, m=module, p=params: OF.apply(m.family, t, *p, backend="triton", **m.options),
-                    "reference": lambda t, r=fn_ref, p=params, m=module: r(t, *p, **m.options),
-                }
-                if not args.no_compile:
-                    compiled = torch.compile(fn_ref, dynamic=True)
-                    providers["compiled-ref"] = lambda t, c=compiled, p=params: c(t, *p)
-                for name, fn in providers.items():
-                    try:
-                        ms, mem = measure(fn, x, dy, reps if name == "triton" else max(3, reps // 3))
-                    except torch.cuda.OutOfMemoryError:
-                        print(f"{label}/{name:<14} out of memory")
-                        torch.cuda.empty_cache()
-                        continue
-                    row = {"numel": numel, "dtype": str(dtype), "config": label, "provider": name, "ms": ms,
-                           "gbps": bytes_moved / ms / 1e6, "ratio": ms / gelu_ms, "peak_mib": mem / 2**20,
-                           "mem_ratio": mem / gelu_mem, "gelu_ms": gelu_ms}
-                    rows.append(row)
-                    print(f"{label + '/' + name:<28}{ms:>9.3f}{row['gbps']:>8.0f}{row['ratio']:>8.2f}"
-                          f"{row['peak_mib']:>10.0f}{row['mem_ratio']:>10.2f}", flush=True)
-                    torch.cuda.empty_cache()
-    print("\ntargets (triton, fwd+bwd / GELU; memory <= 1.1x):")
-    for config, target in TARGETS.items():
-        for r in rows:
-            if r["config"] == config and r["provider"] == "triton":
-                ok = r["ratio"] <= target and r["mem_ratio"] <= 1.1
-                print(f"  {config:<12} {r['numel'] >> 20}M {r['dtype'][6:]:<9} time {r['ratio']:.2f} (<= {target}) "
-                      f"memory {r['mem_ratio']:.2f}: {'met' if ok else 'NOT met'}")
+    result = run(sizes, [torch.bfloat16, torch.float32], 5 if args.quick else args.reps, not args.no_compile)
+    print("\ntargets (triton, fwd+bwd / GELU; memory <= 1.1x GELU's):")
+    for v in result["targets"]:
+        print(f"  {v['config']:<20} {v['numel'] >> 20}M {v['dtype'][6:]:<9} time {v['ratio']:.2f} (<= {v['target']}) "
+              f"memory {v['mem_ratio']:.2f}: {'met' if v['met'] else 'NOT met'}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0
 

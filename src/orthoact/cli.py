@@ -16,14 +16,14 @@ def _summary(args: argparse.Namespace) -> int:
     """Print each family's parameters and exact Gaussian gains at its default initialisation."""
     torch.manual_seed(args.seed)
     print("orthoact", orthoact.__version__, "- initial Gaussian gains, x ~ N(0, 1)")
-    print(f"{'activation':<42} {'params':>6} {'E[F^2]':>8} {'E[F_prime^2]':>12}")
-    rows = [("hermite", {"degree": 3}), ("hermite", {"degree": 3, "init": "unit"}), ("hermite", {"degree": 8}),
-            ("fourier", {"degree": 5}), ("tropical", {"degree": 5}), ("tropical_rational", {"degree": 5})]
-    for name, kwargs in rows:
-        module = orthoact.create(name, **kwargs)
+    print(f"{'activation':<58} {'params':>6} {'E[F^2]':>8} {'E[F_prime^2]':>12}")
+    rows = ["hermite:3", "hermite:3(init=unit)", "hermite:8", "fourier:5", "tropical:5", "tropical_rational:5",
+            "rational:5/4", "rational:5/4(version=B)"]
+    for name in rows:
+        module = orthoact.create(name)
         forward, backward = module.gains()
         n_params = sum(p.numel() for p in module.parameters())
-        print(f"{repr(module):<42} {n_params:>6} {forward.item():>8.4f} {backward.item():>12.4f}")
+        print(f"{repr(module):<58} {n_params:>6} {forward.item():>8.4f} {backward.item():>12.4f}")
     return 0
 
 
@@ -105,6 +105,28 @@ def _sample(args) -> int:
     from orthoact.train.lm import sample_run
 
     print(sample_run(args.run, args.prompt, args.tokens, args.temperature, args.top_k, args.seed))
+    return 0
+
+
+def _sweep(args) -> int:
+    if args.summarize:
+        from orthoact.analysis.sweeps import summarize
+
+        summarize(args.summarize)
+        print((Path(args.summarize) / "summary.md").read_text())
+        return 0
+    if not args.preset or not args.act:
+        raise ValueError("orthoact sweep needs --preset and --act (or --summarize DIR)")
+    from orthoact.sweep import split_top_level, sweep
+
+    try:
+        seeds = [int(s) for s in split_top_level(args.seeds)]
+    except ValueError:
+        raise ValueError(f"--seeds must be a comma list of ints, e.g. 0,1,2; got {args.seeds!r}") from None
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be a positive int, got {args.jobs}")
+    out = sweep(args.preset, split_top_level(args.act), seeds, args.overrides, args.out, args.jobs)
+    print((out / "summary.md").read_text())
     return 0
 
 
@@ -228,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("gains", help="second moments through a deep plain MLP at init vs the prediction from gains()")
-    p.add_argument("--family", default="hermite", help="hermite, fourier, tropical, tropical_rational, gelu, relu, ...")
-    p.add_argument("--degree", type=int, default=None)
+    p.add_argument("--family", default="hermite", help="hermite, fourier, tropical, tropical_rational, rational, gelu, relu, ...")
+    p.add_argument("--degree", default=None, help="the family's degree (rational: m/n)")
     p.add_argument("--init", default="paper", choices=["paper", "unit", "naive"])
     p.add_argument("--depth", type=int, default=64)
     p.add_argument("--width", type=int, default=1024)
@@ -253,6 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--digits", type=int, default=4)
     p.set_defaults(func=_polynomial)
 
+    p = sub.add_parser("sweep", help="every activation x seed (x grid cell) of a preset, then a summary with error bars")
+    p.add_argument("--preset", help="a preset of either recipe (shakespeare-char, fmnist-convnext, ...) or a .toml path")
+    p.add_argument("--act", help="comma list of activations, e.g. gelu,hermite:3,'hermite:3(init=gelu)'")
+    p.add_argument("--seeds", default="0,1,2", help="comma list of seeds (default 0,1,2)")
+    p.add_argument("--out", help="sweep folder (default runs/sweep-<preset>)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, each with cores/jobs threads (default 1)")
+    p.add_argument("--summarize", metavar="DIR", help="only (re)write the summary of an existing sweep folder")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="as for train; a comma list makes a grid (train.act_lr_mult=1,10; act.init=paper,gelu)")
+    p.set_defaults(func=_sweep)
+
     p = sub.add_parser("demo", help="the main job: train shakespeare-char with several activations and compare")
     p.add_argument("--steps", type=int, default=None, help="training steps per activation (default: fit the time budget)")
     p.add_argument("--activations", nargs="+", default=None)
@@ -266,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         # key=value overrides may follow options (argparse stops filling a positional list there)
-        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+        if args.command in ("train", "sweep") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -10,6 +10,8 @@ the classical activations a model may want as a baseline) resolves here, once::
     Rational(numerator=5, denominator=4, groups=1)
     >>> orthoact.create("gelu")
     GELU(approximate='none')
+    >>> orthoact.create("hermite:3(init=gelu, groups=4)")   # keyword options in parentheses
+    Hermite(degree=3, groups=4, init='gelu')
 
 The families come from their declarations (:mod:`orthoact.family`); nothing here lists them.
 """
@@ -64,10 +66,49 @@ def register(name: str, factory: Callable[..., nn.Module]) -> None:
     _USER[name] = factory
 
 
+def _value(text: str):
+    """A keyword option's value: int, float, true/false/none, else the string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip().strip("'\"")
+
+
+def _options(text: str, spec: str) -> dict:
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"options in {spec!r} must be key=value pairs, e.g. 'hermite:3(init=gelu)'; got {item!r}")
+        out[key.strip()] = _value(value)
+    return out
+
+
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """Split ``"family:degree"`` into the name and the degree arguments (no colon: no kwargs)."""
+    """Split ``"family:degree(key=value, ...)"`` into the name and its constructor arguments (the
+    degree part and the options are both optional)."""
     if not isinstance(spec, str):
         raise TypeError(f"activation name must be a string, got {type(spec).__name__}")
+    spec = spec.strip()
+    options = {}
+    if spec.endswith(")") and "(" in spec:
+        spec, _, inside = spec[:-1].partition("(")
+        options = _options(inside, spec + "(" + inside + ")")
+    name, kwargs = _parse_name(spec)
+    clash = kwargs.keys() & options.keys()
+    if clash:
+        raise ValueError(f"{sorted(clash)[0]} given twice in {spec!r}")
+    return name, {**kwargs, **options}
+
+
+def _parse_name(spec: str) -> tuple[str, dict]:
     name, sep, rest = spec.strip().partition(":")
     name = name.strip().lower().replace("-", "_")
     if name not in _factories():

@@ -59,6 +59,8 @@ def test_count_linear_pieces():
     assert count_linear_pieces(net, torch.zeros(1), torch.ones(1), t_range=(0.5, 3.0)) == 2
     rational = nn.Sequential(nn.Linear(2, 6), orthoact.TropicalRational(3), nn.Linear(6, 1))
     assert count_linear_pieces(rational, torch.zeros(2), torch.tensor([1.0, -0.5])) > 1
+    # the caller's model is left as given (regression: it came back float64 and in eval mode)
+    assert rational.training and rational[0].weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize("family", ["hermite", "fourier", "tropical", "tropical_rational", "gelu", "relu"])
@@ -144,3 +146,14 @@ def test_cli_analysis_commands(tmp_path, capsys):
     assert "total degree" in capsys.readouterr().out
     assert main(["fit", "gelu", "--degree", "4", "--plot", str(tmp_path / "fit.png")]) == 0
     assert (tmp_path / "fit.png").read_bytes().startswith(PNG)
+
+
+def test_analysis_functions_are_exported_without_importing_sympy():
+    import subprocess
+    import sys
+
+    code = ("import sys, orthoact.analysis as A; "
+            "assert all(callable(getattr(A, n)) for n in ('to_polynomial', 'count_linear_pieces', 'propagate', 'plot_runs')); "
+            "print('sympy' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]

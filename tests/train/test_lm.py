@@ -136,6 +136,19 @@ def test_gpt_model():
         (["model.block_size=100000"], ValueError, "block_size=100000 is larger than the data"),
         (["train.resume=true"], FileNotFoundError, "no checkpoint to resume from at"),
         (["noequals"], ValueError, "override 'noequals' must be key=value"),
+        (["train.lr=inf"], ValueError, "train.lr must be a finite number > 0, got inf"),
+        (["train.min_lr=nan"], ValueError, "train.min_lr must be a finite number >= 0 and <= 0.003, got nan"),
+        (["train.warmup_steps=-1"], ValueError, "train.warmup_steps must be an int >= 0, got -1"),
+        (["train.stop_at=-3"], ValueError, "train.stop_at must be an int >= 0, got -3"),
+        (["train.snapshot_interval=-1"], ValueError, "train.snapshot_interval must be an int >= 0, got -1"),
+        (["train.act_lr_mult=-1"], ValueError, "train.act_lr_mult must be a finite number >= 0, got -1.0"),
+        (["train.weight_decay=-1"], ValueError, "train.weight_decay must be a finite number >= 0, got -1.0"),
+        (["train.ema_decay=2"], ValueError, "train.ema_decay must be a finite number >= 0 and < 1, got 2.0"),
+        (["train.grad_clip=nan"], ValueError, "train.grad_clip must be a finite number >= 0, got nan"),
+        (["train.beta2=1"], ValueError, "train.beta2 must be a finite number >= 0 and < 1, got 1.0"),
+        (["train.threads=-2"], ValueError, "train.threads must be an int >= 0, got -2"),
+        (["train.device=tpu"], ValueError, "train.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+        (["train.resume=true", "train.overwrite=true"], ValueError, "contradict each other"),
     ],
 )
 def test_bad_config(dataset, tmp_path, overrides, exc, message):
@@ -178,3 +191,118 @@ def test_cli_train_and_errors(dataset, tmp_path, capsys):
     assert main(["train", "lm", "lrr=3"]) == 2
     assert "unknown config key 'lrr'" in capsys.readouterr().err
     assert main(["sample", str(tmp_path), "--prompt", "a", "--tokens", "5"]) == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_gpu_is_one_line_in_the_cli(dataset, tmp_path, capsys):
+    from orthoact.cli import main
+
+    for bad, message in (("train.device=cuda", "train.device='cuda' but CUDA is not available on this machine"),
+                         ("train.threads=-2", "train.threads must be an int >= 0, got -2")):
+        assert main(["train", "lm", *tiny(dataset, tmp_path, "train.max_steps=1"), bad]) == 2
+        err = capsys.readouterr().err
+        assert err.strip() == f"orthoact: error: {message}" or message in err and "Traceback" not in err, err
+
+
+def test_existing_run_is_never_replaced_silently(dataset, tmp_path):
+    """Regression: a new run in an existing out_dir deleted the previous run's metrics and checkpoint."""
+    args = tiny(dataset, tmp_path, "train.max_steps=2", "train.eval_interval=2")
+    train_lm("shakespeare-char", args)
+    before = (tmp_path / "ckpt.pt").read_bytes()
+    with pytest.raises(FileExistsError, match=re.escape(f"train.out_dir={str(tmp_path)!r} already holds a run (ckpt.pt, "
+                                                        "metrics.jsonl, config.json); continue it with "
+                                                        "train.resume=true, replace it with train.overwrite=true")):
+        train_lm("shakespeare-char", args + ["act=hermite:3"])
+    assert (tmp_path / "ckpt.pt").read_bytes() == before
+    train_lm("shakespeare-char", args + ["act=hermite:3", "train.overwrite=true", "train.seed=3"])
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["activation"] == "hermite:3"
+    assert len(losses(tmp_path)) == 2  # the old rows are gone, not appended to
+
+
+def test_default_run_folder_is_named_after_preset_and_activation(monkeypatch, tmp_path):
+    from orthoact.train.lm import resolve_config
+
+    assert resolve_config("shakespeare-char", ["act=hermite:3"])["train"].out_dir == "runs/shakespeare-char-hermite-3"
+    assert resolve_config("shakespeare-char", ["act=rational:5/4"])["train"].out_dir == "runs/shakespeare-char-rational-5-4"
+    assert resolve_config("shakespeare-char", ["train.out_dir=mine"])["train"].out_dir == "mine"
+
+
+def test_resume_keeps_one_snapshot_per_step_and_loads_rng_on_cpu(dataset, tmp_path, monkeypatch):
+    """Regression: resuming duplicated activation snapshots; checkpoints were loaded onto the
+    training device, where RNG states must not go."""
+    args = ["act=tropical:4", "train.max_steps=12", "train.eval_interval=4", "train.snapshot_interval=2"]
+    train_lm("shakespeare-char", tiny(dataset, tmp_path / "full", *args))
+    train_lm("shakespeare-char", tiny(dataset, tmp_path / "split", *args, "train.stop_at=5"))
+    from orthoact.train import trainer as trainer_module
+
+    seen = []
+    real_load = trainer_module.ckpt.load
+    monkeypatch.setattr(trainer_module.ckpt, "load", lambda path, map_location="cpu": seen.append(map_location) or real_load(path, map_location))
+    train_lm("shakespeare-char", tiny(dataset, tmp_path / "split", *args, "train.resume=true"))
+    assert seen == ["cpu"]
+
+    def steps(run):
+        return [json.loads(line)["step"] for line in (run / "activations.jsonl").read_text().splitlines()]
+
+    assert steps(tmp_path / "split") == steps(tmp_path / "full") == [0, 2, 4, 6, 8, 10, 12]
+
+
+def test_checkpoint_follows_the_umask(dataset, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        train_lm("shakespeare-char", tiny(dataset, tmp_path, "train.max_steps=2", "train.eval_interval=2"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ckpt.pt").stat().st_mode) == 0o640  # not mkstemp's 0600
+
+
+def test_top_k_zero_means_no_filtering(dataset, tmp_path):
+    """Regression: GPT.generate(top_k=0) and ``orthoact sample --top-k 0`` raised IndexError."""
+    train_lm("shakespeare-char", tiny(dataset, tmp_path, "train.max_steps=2", "train.eval_interval=2"))
+    text = sample_run(tmp_path, prompt="the ", tokens=10, top_k=0)
+    assert text.startswith("the ") and len(text) == 14
+    model = GPT(GPTConfig(vocab_size=5, n_layer=1, n_head=1, n_embd=4, block_size=4))
+    with pytest.raises(ValueError, match="top_k must be an int >= 0"):
+        model.generate(torch.zeros(1, 1, dtype=torch.long), 2, top_k=-1)
+    from orthoact.cli import main
+
+    assert main(["sample", str(tmp_path), "--prompt", "a", "--tokens", "3", "--top-k", "0"]) == 0
+
+
+def test_runs_work_from_another_folder(dataset, tmp_path, monkeypatch):
+    """Regression: a relative dataset path was stored as given, so eval/sample elsewhere failed."""
+    import shutil
+
+    local = tmp_path / "work"
+    local.mkdir()
+    shutil.copytree(dataset, local / "data")
+    monkeypatch.chdir(local)
+    train_lm("shakespeare-char", tiny(Path("data"), Path("run"), "train.max_steps=2", "train.eval_interval=2"))
+    assert Path(json.loads(Path("run/config.json").read_text())["dataset_path"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    assert evaluate_run(local / "run", eval_iters=1)["step"] == 2
+
+
+def test_tokenizer_file_must_stay_inside_the_dataset(tmp_path):
+    folder = prepare_text(TEXT, tmp_path / "bpe", "bpe", vocab_size=300)
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["tokenizer_file"] = "../../etc/passwd"
+    with pytest.raises(ValueError, match="must be a file inside the dataset folder"):
+        decoder(meta, folder)
+
+
+def test_progress_off_a_terminal_is_a_few_plain_lines(dataset, tmp_path):
+    """Regression: progress bars written to a file or a pipe gave one carriage-return update per step."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "orthoact", "train", "lm", *tiny(dataset, tmp_path, "train.max_steps=40", "train.eval_interval=40")]
+    cmd.remove("train.progress=false")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr
+    progress_lines = [line for line in result.stderr.splitlines() if line.startswith(tmp_path.name + ":")]
+    assert 1 <= len(progress_lines) <= 3 and "40/40 (100%)" in progress_lines[-1], result.stderr

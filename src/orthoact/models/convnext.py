@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from orthoact.nn import mlp
 from orthoact.registry import resolve
 
 VARIANTS = {
@@ -52,6 +53,7 @@ class ConvNeXtConfig:
     layer_scale_init: float = 1e-6
     head_init_scale: float = 1.0
     activation: object = "gelu"
+    mlp_recompute: bool = True  # keep only the MLP's input and pre-activation for backward (orthoact.nn.mlp)
 
     def stages(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         if self.depths or self.dims:
@@ -89,7 +91,7 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, act_layer, drop_path_rate: float, layer_scale_init: float) -> None:
+    def __init__(self, dim: int, act_layer, drop_path_rate: float, layer_scale_init: float, recompute: bool = True) -> None:
         super().__init__()
         self.dwconv = nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -98,11 +100,12 @@ class Block(nn.Module):
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(layer_scale_init * torch.ones(dim)) if layer_scale_init > 0 else None
         self.drop_path_rate = drop_path_rate
+        self.recompute = recompute
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         x = self.dwconv(x).permute(0, 2, 3, 1)  # (N, H, W, C)
-        x = self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        x = mlp(self.norm(x), self.pwconv1, self.act, self.pwconv2, self.recompute)  # act output recomputed in backward
         if self.gamma is not None:
             x = self.gamma * x
         return shortcut + drop_path(x.permute(0, 3, 1, 2), self.drop_path_rate, self.training)
@@ -127,7 +130,7 @@ class ConvNeXt(nn.Module):
         self.stages = nn.ModuleList()
         k = 0
         for i in range(4):
-            self.stages.append(nn.Sequential(*[Block(dims[i], act_layer, rates[k + j], config.layer_scale_init) for j in range(depths[i])]))
+            self.stages.append(nn.Sequential(*[Block(dims[i], act_layer, rates[k + j], config.layer_scale_init, config.mlp_recompute) for j in range(depths[i])]))
             k += depths[i]
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], config.num_classes)

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from orthoact.nn import mlp
 from orthoact.registry import resolve
 
 
@@ -28,6 +29,7 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     activation: object = "gelu"
+    mlp_recompute: bool = True  # keep only the MLP's input and pre-activation for backward (orthoact.nn.mlp)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -67,9 +69,11 @@ class MLP(nn.Module):
         self.act = act_layer()
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
+        self.recompute = config.mlp_recompute
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+        # (B, T, C) -> (B, T, 4C) -> (B, T, C); the activation's output is recomputed in backward
+        return self.dropout(mlp(x, self.c_fc, self.act, self.c_proj, self.recompute))
 
 
 class Block(nn.Module):

@@ -297,7 +297,7 @@ class Trainer:
                        "time": time.perf_counter() - start, "train_seconds": train_seconds}
                 self._log(row)
                 bar.set_postfix(loss=f"{row['train_loss']:.4f}")
-            if self.step % snapshot_every == 0:
+            if self.step % snapshot_every == 0 or self.step == cfg.max_steps:
                 self._snapshot()
             if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
                 last = {"step": self.step, **self.evaluate(), "time": time.perf_counter() - start}

@@ -1,0 +1,123 @@
+r"""Building blocks around the activations: an MLP that needs less memory than GELU's.
+
+In ``Linear -> activation -> Linear``, autograd normally keeps three tensors for backward: the block
+input ``x`` (for the first weight's gradient), the pre-activation ``h`` (for the activation) and the
+activation's output ``a = F(h)`` (for the second weight's gradient). ``a`` is as large as ``h`` and
+costs almost nothing to recompute, so :func:`mlp` keeps only ``x`` and ``h`` and recomputes ``a`` in
+backward: with a hidden width of 4d the block's saved activations drop from 9d to 5d per token.
+
+The second Linear is a small autograd function (:class:`LinearOfActivation`) whose backward
+recomputes ``a = F(h)`` for the weight gradient and hands ``dL/da`` to the activation's own
+backward, so it works with every orthoact family on every backend (fused CPU, Triton), with
+``groups > 1``, and with any elementwise activation module whose backward keeps its input (GELU,
+SiLU, ...). It supports ``torch.compile(fullgraph=True)``, autocast and DDP; a double backward
+raises (use ``recompute=False`` for that).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from orthoact.registry import resolve
+
+__all__ = ["MLP", "mlp", "LinearOfActivation"]
+
+
+class LinearOfActivation(torch.autograd.Function):
+    """``y = F.linear(a, weight, bias)`` for ``a = act(h)``, saving ``h`` instead of ``a``.
+
+    ``a`` must be ``act(h)`` computed just before (it carries the activation's autograd graph, which
+    keeps ``h``); backward recomputes ``act(h)`` for the weight gradient and returns ``dL/da``.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, h: Tensor, weight: Tensor, bias: Tensor | None, act) -> Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.act = act
+        ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        return F.linear(a, weight, bias)
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "an MLP with recompute=True computes first derivatives only (its backward recomputes the "
+                "activation without a graph); build it with recompute=False for double backward"
+            )
+        h, weight = ctx.saved_tensors
+        a = ctx.act(h)  # the activation again, from the saved input (no graph: grad mode is off)
+        w = weight if weight.dtype == dy.dtype else weight.to(dy.dtype)  # as autocast ran the forward
+        dy2 = dy.reshape(-1, dy.shape[-1])
+        da = dy @ w
+        dw = (dy2.t() @ a.reshape(-1, a.shape[-1]).to(dy.dtype)).to(weight.dtype)
+        db = dy2.sum(0).to(ctx.bias_dtype) if ctx.has_bias else None
+        return da.to(a.dtype), None, dw, db, None
+
+
+def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:
+    """``fc2(act(fc1(x)))``; with ``recompute`` (and gradients on) the activation's output is not
+    kept for backward."""
+    h = fc1(x)
+    a = act(h)
+    if not recompute or not torch.is_grad_enabled():
+        return fc2(a)
+    return LinearOfActivation.apply(a, h, fc2.weight, fc2.bias, act)
+
+
+class MLP(nn.Module):
+    r"""``Linear -> activation -> Linear -> Dropout`` that keeps only the input and the
+    pre-activation for backward (``recompute=True``), recomputing the activation.
+
+    .. math:: y = \mathrm{Dropout}(W_2\, F(W_1 x + b_1) + b_2)
+
+    Args:
+        in_features: size of each input sample.
+        hidden_features: width of the hidden layer.
+        out_features: size of each output sample. Default: ``None`` (``in_features``)
+        act: the activation, a name (``"hermite:3"``, ``"rational:5/4"``, ``"gelu"``...), a class or a
+            zero-argument factory. Default: ``"hermite:3"``
+        bias: learn the additive biases. Default: ``True``
+        dropout: dropout probability after the second Linear. Default: ``0.0``
+        recompute: keep only ``x`` and ``h`` for backward and recompute the activation (44% less
+            activation memory at hidden = 4 x in); ``False`` gives the plain block. Default: ``True``
+        device: device of the parameters. Default: ``None``
+        dtype: floating dtype of the parameters. Default: ``None``
+
+    Shape:
+        - Input: :math:`(*, H_{in})`.
+        - Output: :math:`(*, H_{out})`.
+
+    The ``state_dict`` keys (``fc1``, ``act``, ``fc2``) are the same with or without recompute.
+
+    Examples::
+
+        >>> block = MLP(768, 3072, act="hermite:3")
+        >>> block(torch.randn(8, 256, 768)).shape
+        torch.Size([8, 256, 768])
+    """
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None, act="hermite:3",
+                 bias: bool = True, dropout: float = 0.0, recompute: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        out_features = out_features or in_features
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(recompute, bool):
+            raise TypeError(f"recompute must be a bool, got {recompute!r}")
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias, **factory)
+        self.act = resolve(act)()
+        if any(t.is_floating_point() for t in self.act.parameters()):
+            self.act.to(**{k: v for k, v in factory.items() if v is not None})
+        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias, **factory)
+        self.drop = nn.Dropout(dropout)
+        self.recompute = recompute
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(mlp(x, self.fc1, self.act, self.fc2, self.recompute))
+
+    def extra_repr(self) -> str:
+        return f"recompute={self.recompute}"

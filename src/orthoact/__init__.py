@@ -5,13 +5,12 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 (arXiv 2502.01247), plus the rational (Padé) activations of PAU and KAT.
 """
 
-from orthoact import families as _families  # noqa: F401  (declares the families first)
+from orthoact import families as _families  # declares the families first
 from orthoact import family as _family
 from orthoact import functional, ops
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
 from orthoact.convert import ConversionReport, convert, distill, load_converted, save_converted
-from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
 from orthoact.registry import available, create, register
 
@@ -20,12 +19,10 @@ __version__ = "0.2.0"
 #: Names of the declared families.
 FAMILIES = _family.names()
 
+globals().update(_families.MODULES)  # Hermite, Fourier, Tropical, TropicalRational, Rational, ...
+
 __all__ = [
-    "Hermite",
-    "Fourier",
-    "Tropical",
-    "TropicalRational",
-    "Rational",
+    *_families.MODULES,
     "BasisActivation",
     "create",
     "available",

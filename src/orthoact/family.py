@@ -96,6 +96,8 @@ class FamilySpec:
         inits: named initialisations: ``init(degree, **options) -> {param: values}``, each value a
             list or tensor (the same for every group) or an in-place initializer such as
             ``nn.init.normal_`` (random inits, drawn from torch's global generator).
+        lr_mult: the multiplier of the learning rate of this family's parameters that the trainer uses
+            when ``train.act_lr_mult`` is not given (tuned on the small recipes, see docs/RESULTS.md).
         fit_domain: the default domain of a fit (``None``: [-sqrt(n), sqrt(n)] as the paper).
         default_init: the init a module gets when none is named (``"paper"``, or a target such as
             ``"gelu"`` to start as its least-squares fit).
@@ -130,6 +132,7 @@ class FamilySpec:
     nan_at_infinity: bool = False
     default_init: str = "paper"
     fit_domain: Callable[[Degree], tuple[float, float]] | None = None
+    lr_mult: float = 1.0
     options: tuple[Option, ...] = ()
     degree_args: tuple[str, ...] = ("degree",)
     parse_degree: Callable[[str], dict] | None = None

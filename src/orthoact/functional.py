@@ -23,9 +23,10 @@ from torch import Tensor
 
 from orthoact import _dispatch
 from orthoact import family as _family
-from orthoact.families import fourier, hermite, rational, tropical, tropical_rational
+from orthoact.families import FUNCTIONS as _FUNCTIONS
 
-__all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "apply"]
+globals().update(_FUNCTIONS)  # hermite, fourier, tropical, tropical_rational, rational, ...
+__all__ = [*_FUNCTIONS, "apply"]
 
 
 def apply(family: str, x: Tensor, *params: Tensor, channel_dim: int = -1, backend: str | None = None,

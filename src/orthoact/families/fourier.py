@@ -9,6 +9,8 @@ from orthoact.activation import BasisActivation
 from orthoact.basis.fourier import fourier_fit_start, fourier_gains, fourier_gains_at, fourier_paper_init, fourier_series
 from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
 
+__all__ = ["Fourier", "fourier"]
+
 SPEC = declare(FamilySpec(
     name="fourier",
     params=(

@@ -16,6 +16,8 @@ from orthoact.basis.hermite import (
 )
 from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, declare
 
+__all__ = ["Hermite", "hermite"]
+
 SPEC = declare(FamilySpec(
     name="hermite",
     params=(ParamSpec("coefficients", lambda n: n + 1),),

@@ -17,6 +17,8 @@ from orthoact.basis.rational import (
 )
 from orthoact.family import FamilyCode, FamilySpec, KernelSpec, Option, ParamSpec, Refine, declare
 
+__all__ = ["Rational", "rational"]
+
 
 def _kernels(version: str) -> KernelSpec:
     code, fwd, bwd = {"A": (FamilyCode.RATIONAL_A, "forward_a", "backward_a"),

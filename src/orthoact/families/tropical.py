@@ -9,6 +9,8 @@ from orthoact.activation import BasisActivation
 from orthoact.basis.tropical import max_affine, tropical_fit_start, tropical_gains, tropical_gains_at, tropical_scale
 from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
 
+__all__ = ["Tropical", "tropical"]
+
 
 def _evaluate(x, offsets):
     n = len(offsets) - 1

@@ -14,6 +14,8 @@ from orthoact.basis.tropical import (
 )
 from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
 
+__all__ = ["TropicalRational", "tropical_rational"]
+
 PARAMS = ("slopes_num", "offsets_num", "slopes_den", "offsets_den")
 
 SPEC = declare(FamilySpec(

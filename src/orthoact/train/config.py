@@ -66,7 +66,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 disables
-    act_lr_mult: float = 1.0  # learning-rate multiplier for activation parameters
+    act_lr_mult: float | None = None  # learning-rate multiplier of activation parameters (None: each family's tuned default)
     dtype: str = "float32"  # float32 | bfloat16 | float16 (autocast; float16 adds a GradScaler)
     compile: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -90,7 +90,8 @@ class TrainConfig:
         check_range("train.lr", self.lr, low=0, low_open=True)
         check_range("train.min_lr", self.min_lr, low=0, high=self.lr)
         check_range("train.weight_decay", self.weight_decay, low=0)
-        check_range("train.act_lr_mult", self.act_lr_mult, low=0)
+        if self.act_lr_mult is not None:
+            check_range("train.act_lr_mult", self.act_lr_mult, low=0)
         check_range("train.grad_clip", self.grad_clip, low=0)
         check_range("train.beta1", self.beta1, low=0, high=1, high_open=True)
         check_range("train.beta2", self.beta2, low=0, high=1, high_open=True)
@@ -140,8 +141,19 @@ def _field_types(cls) -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def _optional(typ):
+    """``X`` for ``X | None`` (``Optional[X]``), else None."""
+    args = typing.get_args(typ)
+    if type(None) in args and len(args) == 2:
+        return next(a for a in args if a is not type(None))
+    return None
+
+
 def _parse(text: str, typ, key: str):
-    """A command-line string as the field's type."""
+    """A command-line string as the field's type (``none`` for an optional field's None)."""
+    inner = _optional(typ)
+    if inner is not None:
+        return None if text.strip().lower() in ("none", "") else _parse(text, inner, key)
     if typ is bool:
         lowered = text.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
@@ -163,6 +175,9 @@ def _parse(text: str, typ, key: str):
 
 
 def _check_type(value, typ, key: str):
+    inner = _optional(typ)
+    if inner is not None:
+        return None if value is None else _check_type(value, inner, key)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if typ in (int, float, str, bool) and not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
@@ -199,7 +214,7 @@ def build(sections: dict[str, type], raw: dict, overrides: list[str] = ()) -> di
                 raise ValueError(f"config key {key!r} is ambiguous: use one of {', '.join(f'{s}.{key}' for s in owners)}")
             section, name = owners[0], key
         typ = all_keys[section][name]
-        values[section][name] = _parse(text, typ if typ in (int, float, bool) else str, f"{section}.{name}")
+        values[section][name] = _parse(text, typ if typ in (int, float, bool) or _optional(typ) else str, f"{section}.{name}")
     return {name: cls(**values[name]) for name, cls in sections.items()}
 
 

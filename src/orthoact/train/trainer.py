@@ -37,16 +37,21 @@ from orthoact.train.distributed import DistInfo, all_reduce_mean
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float) -> list[dict]:
-    """AdamW groups: decay on >= 2-D weights; none on norms, biases and activation parameters
-    (which also get ``act_lr_mult``)."""
-    act_ids = {id(p) for m in model.modules() if isinstance(m, BasisActivation) for p in m.parameters()}
-    decay, no_decay, act = [], [], []
+def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float | None = None) -> list[dict]:
+    """AdamW groups: decay on >= 2-D weights; none on norms, biases and activation parameters, whose
+    learning rate is multiplied by ``act_lr_mult`` (``None``: each family's tuned default,
+    :attr:`orthoact.family.FamilySpec.lr_mult`)."""
+    mult_of = {}
+    for m in model.modules():
+        if isinstance(m, BasisActivation):
+            for p in m.parameters():
+                mult_of[id(p)] = m.spec.lr_mult if act_lr_mult is None else act_lr_mult
+    decay, no_decay, act = [], [], {}
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if id(p) in act_ids:
-            act.append(p)
+        if id(p) in mult_of:
+            act.setdefault(mult_of[id(p)], []).append(p)
         elif p.dim() >= 2:
             decay.append(p)
         else:
@@ -54,8 +59,10 @@ def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float) 
     groups = [
         {"params": decay, "weight_decay": weight_decay, "lr_mult": 1.0, "name": "decay"},
         {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0, "name": "no_decay"},
-        {"params": act, "weight_decay": 0.0, "lr_mult": act_lr_mult, "name": "activations"},
     ]
+    for mult, params in act.items():
+        name = "activations" if len(act) == 1 else f"activations x{mult:g}"
+        groups.append({"params": params, "weight_decay": 0.0, "lr_mult": mult, "name": name})
     return [g for g in groups if g["params"]]
 
 

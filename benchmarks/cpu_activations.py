@@ -1,8 +1,9 @@
 """CPU benchmark: forward, backward and forward+backward time, and peak extra memory, per activation.
 
-Every family at the paper's degrees (Hermite 3 and 8, Fourier 5, Tropical 5, TropicalRational 5) on
-the fused path and the reference path, next to ``nn.GELU`` and torchortho 0.1.2 (when installed),
-on 4M float32 elements with 2 threads. Times are medians over interleaved repeats and are reported
+Every family at the paper's degrees (Hermite 3 and 8, Fourier 5, Tropical 5, TropicalRational 5) and
+Rational 5/4 (versions A and B) on the fused path and the reference path, next to ``nn.GELU``,
+torchortho 0.1.2 and PAU's rational-activations 0.2.0 (when installed), on 4M float32 elements
+with 2 threads. Times are medians over interleaved repeats and are reported
 as ratios to GELU measured in the same run. Memory is measured per configuration in a fresh
 process: peak RSS (VmHWM, reset through /proc/self/clear_refs) above the RSS before the call.
 
@@ -13,6 +14,7 @@ process: peak RSS (VmHWM, reset through /proc/self/clear_refs) above the RSS bef
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -56,6 +58,11 @@ def make(provider: str, family: str | None = None, kwargs: dict | None = None) -
         import torchortho
 
         return getattr(torchortho, TORCHORTHO[family])(kwargs["degree"])
+    if provider == "pau":  # PAU's rational-activations 0.2.0, its PyTorch implementation
+        from rational.torch import Rational as PauRational
+
+        return PauRational(approx_func="gelu", degrees=(kwargs["numerator"], kwargs["denominator"]),
+                           version=kwargs.get("version", "A"), cuda=False)
     return orthoact.create(family, backend=provider, **kwargs)
 
 
@@ -66,6 +73,8 @@ def providers(with_torchortho: bool) -> list[tuple[str, str, dict | None]]:
         out.append((f"{label(family, kwargs)}/reference", family, kwargs))
         if with_torchortho and "learn_frequencies" not in kwargs and family in TORCHORTHO:
             out.append((f"{label(family, kwargs)}/torchortho", family, kwargs))
+        if with_torchortho and family == "rational" and importlib.util.find_spec("rational"):
+            out.append((f"{label(family, kwargs)}/pau", family, kwargs))
     return out
 
 
@@ -90,7 +99,7 @@ def time_all(entries, numel: int, repeats: int) -> dict[str, dict[str, float]]:
     samples = {name: {"forward": [], "backward": [], "total": []} for name in modules}
     for _ in range(repeats):  # interleaved, so machine noise hits every provider alike
         for name, module in modules.items():
-            if name.endswith("/torchortho") and len(samples[name]["total"]) >= 5:
+            if name.endswith(("/torchortho", "/pau")) and len(samples[name]["total"]) >= 5:
                 continue
             fwd, bwd = run_once(module, x0, dy)
             samples[name]["forward"].append(fwd)
@@ -200,6 +209,9 @@ def main() -> int:
     if "hermite-3/torchortho" in by_name:
         speedup = by_name["hermite-3/torchortho"]["total_ms"] / by_name["hermite-3/fused"]["total_ms"]
         print(f"  hermite-3 speed-up over torchortho 0.1.2: {speedup:.0f}x  target >= 50x  {'met' if speedup >= 50 else 'NOT met'}")
+    if "rational-5/4/pau" in by_name:
+        speedup = by_name["rational-5/4/pau"]["total_ms"] / by_name["rational-5/4/fused"]["total_ms"]
+        print(f"  rational-5/4 speed-up over rational-activations 0.2.0 (PyTorch, version A): {speedup:.1f}x")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

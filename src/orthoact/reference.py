@@ -16,10 +16,9 @@ Rules every backend follows (the fast paths are tested against them):
   blocks, block ``g`` using the parameters in row ``g``.
 * **non-finite inputs**: a NaN input gives a NaN output, a NaN input gradient, and NaN in the gradient
   of every parameter of its group (never a finite value that hides it). Families declared with
-  ``nan_at_infinity`` (Hermite, Fourier, rational: no usable value at infinity) treat +-inf as NaN;
-  the tropical families give the formula's value (Tropical: +inf at +inf, the constant piece at
-  -inf; tropical rational: ``max - max`` in IEEE arithmetic, a zero slope times inf being a NaN piece
-  that wins the max, as ``torch.max`` does).
+  ``nan_at_infinity`` (Hermite, Fourier, tropical rational, rational: no usable value at infinity,
+  e.g. ``inf - inf`` or ``0 * inf``) treat +-inf as NaN; the tropical polynomial gives its limits
+  (+inf at +inf, the constant piece at -inf, with the gradient of the first arg-max).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ SPEC = declare(FamilySpec(
     kernels=lambda: KernelSpec(FamilyCode.TROPICAL_RATIONAL, "tropical_rational.h", "TropicalRationalF",
                                "orthoact.ops.kernels.tropical_rational"),
     formula="F(x) = max_k (p_k x + a_k) - max_k (q_k x + b_k)",
+    nan_at_infinity=True,  # inf - inf, and 0 * inf for a zero slope: no usable value at infinity
 ))
 
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from orthoact.family import FamilySpec
 from orthoact.ops._build import load
-from orthoact.ops._common import define_ops, kernel_entry, run
+from orthoact.ops._common import define_ops, run
 from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
@@ -57,8 +57,7 @@ def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, 
     if x.numel():
         status = _library().oa_forward(
             code, _DTYPE_CODES[x.dtype], x.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
-            params.data_ptr(), degree, params.shape[1], kernel_entry(code).spec.nan_at_infinity,
-            torch.get_num_threads(),
+            params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
         )
         if status:
             raise RuntimeError(f"orthoact fused forward failed (status {status})")
@@ -72,8 +71,7 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
         status = _library().oa_backward(
             code, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
-            x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1],
-            kernel_entry(code).spec.nan_at_infinity, torch.get_num_threads(),
+            x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")

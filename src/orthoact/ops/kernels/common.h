@@ -3,14 +3,13 @@
 // Every family is a struct template `template <typename T, int N> struct XxxF` (N > 0: degree
 // known at compile time; N == 0: degree n at run time) with
 //   static constexpr int P;                      // parameters per group it may need (array size)
-//   (whether +-inf inputs count as NaN is the declaration's nan_at_infinity, passed at run time)
 //   template <class L> static V fwd(V x, const L& a, i64 pos, int n, int p, T aux);          // F(x)
 //   template <class L> static V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux);  // g F'(x), and
 //        a.acc(k, pos, g dF/dtheta_k) for every parameter k
 //   static void prepare_forward(const T* raw, T* out, int n, int p);  // per-group forward form
 //   static T aux(const T* params, i64 G, int p, int n);              // a family scalar
-// The drivers in kernels.cpp handle NaN inputs for every family (NaN output, NaN input gradient,
-// NaN added to every parameter gradient of the group), so the families only see non-NaN x.
+// The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
+// family only computes its formula; on non-finite lanes its result is overwritten.
 #pragma once
 
 #include <algorithm>
@@ -53,11 +52,6 @@ template <typename T, typename V> static inline T lane_sum(V v) {
     for (int l = 0; l < VT<T>::W; ++l) out += v[l];
     return out;
 }
-template <typename T, typename V> static inline bool any_lane(V mask) {
-    bool out = false;
-    for (int l = 0; l < VT<T>::W; ++l) out |= mask[l] != 0;
-    return out;
-}
 template <typename V> static inline V vabs(V x) { return x < 0 ? -x : x; }
 
 template <typename T> static inline T inv_factorial(int k) {
@@ -97,10 +91,13 @@ static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c)
 
 // ---------------------------------------------------------------------------------------------
 // Layouts: where parameter k of the vector at position pos comes from, and where its gradient goes.
+// mark(pos, mask) records lanes whose input was non-finite (their group's gradients become NaN).
 template <typename T, int P> struct Blocked {
     typedef typename VT<T>::V V;
+    typedef typename VT<T>::I I;
     V A[P];
     V S[P];
+    I bad{};
     void set(const T* params, int p) {
         for (int k = 0; k < p; ++k) {
             A[k] = splat<V>(params[k]);
@@ -109,21 +106,28 @@ template <typename T, int P> struct Blocked {
     }
     inline V param(int k, i64) const { return A[k]; }
     inline void acc(int k, i64, V v) { S[k] += v; }
+    inline void mark(i64, I mask) { bad |= mask; }
 };
 
 template <typename T> struct RowsLayout {
     typedef typename VT<T>::V V;
+    typedef typename VT<T>::I I;
     const T* base;  // (P, Rp) expanded parameters
     T* racc;        // (P, Rp) per-position gradient accumulators
     i64 Rp;
+    typename VT<T>::I* bad;  // (Rp / W) per-position marks of non-finite inputs
     inline V param(int k, i64 pos) const { return load<V>(base + k * Rp + pos); }
     inline void acc(int k, i64 pos, V v) {
         T* p = racc + k * Rp + pos;
         store(p, load<V>(p) + v);
     }
+    inline void mark(i64 pos, I mask) { bad[pos / VT<T>::W] |= mask; }
 };
 
-// ---------------------------------------------------------------------------------------------
-// max_k (s_k x + o_k) with torch.max's semantics, which the reference uses: a NaN piece wins (the
-// first one), otherwise the first maximal piece. `slope` and `arg` describe the winning piece.
-template <typename V> static inline auto beats(V v, V best) { return (v > best) | ((v != v) & (best == best)); }
+template <typename I> static inline bool any_set(I mask) {  // a few scalar ORs, not one per lane
+    uint64_t words[sizeof(I) / 8];
+    std::memcpy(words, &mask, sizeof(I));
+    uint64_t out = 0;
+    for (uint64_t w : words) out |= w;
+    return out != 0;
+}

@@ -11,7 +11,7 @@ template <typename T, int N> struct FourierF {
     // Arguments |w x - phi| above 8192 leave the float32 reduction's range: `aux` is the largest
     // |x| for which every argument stays below it; a vector with any larger x is computed lane by
     // lane with libm in float64.
-    static inline bool safe(V x, T bound) { return !any_lane<T>(!(vabs(x) <= bound)); }
+    static inline bool safe(V x, T bound) { return !any_set(!(vabs(x) <= bound)); }
     template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T bound) {
         const int n = N > 0 ? N : n_rt;
         if (!safe(x, bound)) return fwd_libm(x, a, pos, n);

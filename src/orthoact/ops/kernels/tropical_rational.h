@@ -1,8 +1,7 @@
 // Tropical rational: F = max_k (p_k x + a_k) - max_k (q_k x + b_k).
 // Packed row: [p_0..p_n, a_0..a_n, q_0..q_n, b_0..b_n] (P = 4(n + 1)).
 //   at the numerator's arg-max i: dF/dp_i = x, dF/da_i = 1; at the denominator's j: dF/dq_j = -x,
-//   dF/db_j = -1;  F'(x) = p_i - q_j.  The maxima follow torch.max (see `beats`): at x = +-inf a
-//   zero slope gives a NaN piece (0 * inf), which wins, as in the reference.
+//   dF/db_j = -1;  F'(x) = p_i - q_j  (first arg-max on ties; +-inf inputs count as NaN).
 #pragma once
 #include "common.h"
 
@@ -18,7 +17,7 @@ template <typename T, int N> struct TropicalRationalF {
         for (int k = 1; k <= n; ++k) {
             const V s = a.param(s0 + k, pos);
             const V v = s * x + a.param(o0 + k, pos);
-            const auto better = beats(v, best);
+            const auto better = v > best;
             best = better ? v : best;
             slope = better ? s : slope;
             arg = better ? splat<V>(T(k)) : arg;

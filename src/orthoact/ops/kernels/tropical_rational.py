@@ -1,7 +1,7 @@
 """Tropical rational function in Triton: F = max_k (p_k x + a_k) - max_k (q_k x + b_k).
 
     at the numerator's arg-max i: dF/dp_i = x, dF/da_i = 1; at the denominator's j: dF/dq_j = -x,
-    dF/db_j = -1;  F' = p_i - q_j.  The maxima follow torch.max: a NaN piece (0 * inf) wins.
+    dF/db_j = -1;  F' = p_i - q_j  (first arg-max on ties; +-inf inputs count as NaN).
 """
 
 import triton
@@ -18,7 +18,7 @@ def _max_affine(x, base, S0: tl.constexpr, O0: tl.constexpr, DEGREE: tl.constexp
     for k in tl.static_range(1, DEGREE + 1):
         s = tl.load(base + S0 + k)
         v = s * x + tl.load(base + O0 + k)
-        better = (v > best) | ((v != v) & (best == best))
+        better = v > best
         best = tl.where(better, v, best)
         slope = tl.where(better, s, slope)
         arg = tl.where(better, k * 1.0, arg)

@@ -9,7 +9,7 @@ from torch import nn
 import orthoact
 import orthoact.functional as OF
 from orthoact import reference
-from conftest import FAMILIES, VARIANTS, call, make, params_of
+from conftest import FAMILIES, VARIANTS, make, params_of
 
 DTYPE_TOL = {
     torch.float64: dict(rtol=1e-12, atol=1e-12),

@@ -41,8 +41,13 @@ def test_split_and_plan(tmp_path):
     assert len(gelu) == 8 and len({r.folder for r in gelu}) == 2
     with pytest.raises(ValueError, match="unknown activation 'swishy'"):
         plan("shakespeare-char", "lm", ["swishy"], [0], [], tmp_path)
-    with pytest.raises(ValueError, match="the sweep sets act, train.seed and train.out_dir itself"):
-        plan("shakespeare-char", "lm", ["gelu"], [0], ["train.seed=3"], tmp_path)
+    for reserved in ("train.seed=3", "seed=5,6", "out_dir=/tmp/x", "act=gelu", "train.resume=true"):
+        with pytest.raises(ValueError, match=re.escape(f"the sweep sets {reserved.split('=')[0]} itself")):
+            plan("shakespeare-char", "lm", ["gelu"], [0], [reserved], tmp_path)
+    # an option goes only to the activations that take it (the others are one run, not a crash)
+    runs = plan("shakespeare-char", "lm", ["hermite:3", "rational:5/4"], [0], ["act.version=A,B"], tmp_path)
+    assert [r.act for r in runs] == ["hermite:3", "rational:5/4(version=A)", "hermite:3", "rational:5/4(version=B)"]
+    assert runs[0].folder == runs[2].folder
 
 
 def test_t_interval():
@@ -85,3 +90,7 @@ def test_sweep_runs_resumes_and_summarizes(dataset, tmp_path):
     from orthoact.cli import main
 
     assert main(["sweep", "--summarize", str(out)]) == 0
+    # the same folder with other settings is refused, not mixed into the summary
+    with pytest.raises(ValueError, match="holds a finished run with other settings"):
+        sweep("shakespeare-char", ["gelu"], [0], tiny(dataset) + ["train.max_steps=6", "train.act_lr_mult=1,10"], out,
+              log=logs.append)

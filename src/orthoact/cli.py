@@ -305,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, OSError, ImportError, TypeError, KeyError) as error:  # user errors: one line, no traceback
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"orthoact: error: {message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
+            ImportError, TypeError) as error:  # user errors: one line, no traceback
+        print(f"orthoact: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -4,7 +4,8 @@ Fetches the data if needed, runs ``orthoact sweep`` over GELU and the families (
 data order for all) on the ``shakespeare-char`` preset with each family's tuned learning-rate
 multiplier, prints the validation-loss table and, for each activation, whether its difference to
 GELU is larger than the seed-to-seed spread measured at these very settings with three seeds
-(``docs/RESULTS.md``; shipped as ``orthoact/data/demo_reference.json``). Writes loss curves, the learned
+(``docs/RESULTS.md``; shipped as ``orthoact/data/demo_reference.json``): the 95% prediction interval
+of one seed's difference, t * s * sqrt(1 + 1/n) from the reference seeds' paired differences. Writes loss curves, the learned
 activation shapes with the inputs each layer received, and a text sample into ``runs/demo/``.
 Finished runs are kept: running it again only redraws (``rm -r runs/demo`` to train again).
 About 10 minutes on a 2-core CPU; the numbers are a small-scale run, not the paper's result.
@@ -42,9 +43,10 @@ def reference_spread(steps: int) -> dict:
 
 def run_demo(steps: int | None = None, activations: list[str] | None = None, out_dir: str = "runs/demo") -> int:
     from orthoact.analysis.plots import activation_modules, plot_panels, record_inputs
-    from orthoact.analysis.sweeps import load_sweep
+    from orthoact.analysis.sweeps import load_sweep, prediction_half_width
     from orthoact.ops import load_fused_kernels
-    from orthoact.sweep import slug, sweep
+    from orthoact.sweep import sweep
+    from orthoact.train.config import slug
     from orthoact.train.config import TrainConfig
     from orthoact.train.distributed import DistInfo
     from orthoact.train.lm import LMTask, load_run, sample_run
@@ -84,12 +86,13 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
         verdict = ""
         if act != "gelu":
             ref = spread.get(act)
-            if ref is None or ref.get("half") is None:
+            half = prediction_half_width(ref["values"]) if ref and len(ref.get("values", [])) > 1 else None
+            if half is None:
                 verdict = "no reference measured at these settings"
-            else:
-                beyond = abs(diff) > ref["half"]
+            else:  # one new seed's difference against the spread of the reference seeds' differences
+                beyond = abs(diff) > half
                 word = "better" if diff < 0 else "worse"
-                verdict = (f"+-{ref['half']:.4f} (3-seed mean {ref['mean']:+.4f}): "
+                verdict = (f"one seed's +-{half:.4f} ({len(ref['values'])}-seed mean {ref['mean']:+.4f}): "
                            + (f"{word} than GELU beyond seed noise" if beyond else "within seed noise of GELU"))
         results[act] = {"val_loss": loss, "val_ppl": r["final"]["val_ppl"], "sec_per_step": r["step_seconds"],
                         "step_time_vs_gelu": ratio, "minus_gelu": diff, "verdict": verdict}

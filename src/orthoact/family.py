@@ -24,8 +24,8 @@ Degree = Any
 
 
 class FamilyCode(enum.IntEnum):
-    """Kernel codes. Named once here: the C++ build defines ``OA_CODE_<NAME>`` from this enum and
-    the Triton launcher passes the family's functions, so neither repeats a number."""
+    """Kernel codes, named once here: the C++ dispatch table (``families.inc``) is generated from
+    them and the Triton launcher passes each family's functions, so neither repeats a number."""
 
     HERMITE = 0
     FOURIER = 1

@@ -196,7 +196,16 @@ def _evaluate(spec: FamilySpec, values: dict[str, Tensor], options, fn, x_eval) 
 
 
 def _solve(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps):
-    """(values, report domain, recorded samples) of a fit; values are 1-D float64 tensors per parameter."""
+    """(values, report domain, recorded samples) of a fit; values are 1-D float64 tensors per parameter.
+
+    Runs with gradients on whatever the caller's mode (inits run under ``no_grad``, e.g. in
+    ``reset_parameters``): the refinement differentiates the reference formula.
+    """
+    with torch.inference_mode(False), torch.enable_grad():
+        return _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps)
+
+
+def _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps):
     if domain is None and samples is None and spec.fit_domain is not None:
         domain = spec.fit_domain(degree)
     x, w, dom, recorded = _points(max(spec.degree_values(degree)), samples, domain, weights)
@@ -291,7 +300,8 @@ def fit(
     x_eval = recorded if recorded is not None else torch.linspace(dom[0], dom[1], N_REPORT, dtype=torch.float64)
     if x_eval.numel() > 200_000:
         x_eval = x_eval[torch.randperm(x_eval.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
-    errors = _evaluate(spec, values, module.options, fn, x_eval)
+    with torch.inference_mode(False), torch.enable_grad():
+        errors = _evaluate(spec, values, module.options, fn, x_eval)
     module = module.to(device=device, dtype=dtype or torch.get_default_dtype())
     report = FitReport(name, spec.name, module.degree, dom, **errors, seconds=time.perf_counter() - start,
                        evaluated_on="samples" if recorded is not None else "domain")

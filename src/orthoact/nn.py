@@ -48,13 +48,18 @@ class LinearOfActivation(torch.autograd.Function):
                 "activation without a graph); build it with recompute=False for double backward"
             )
         h, weight = ctx.saved_tensors
-        a = ctx.act(h)  # the activation again, from the saved input (no graph: grad mode is off)
-        w = weight if weight.dtype == dy.dtype else weight.to(dy.dtype)  # as autocast ran the forward
+        need_a, _, need_w, need_b, _ = ctx.needs_input_grad
         dy2 = dy.reshape(-1, dy.shape[-1])
-        da = dy @ w
-        dw = (dy2.t() @ a.reshape(-1, a.shape[-1]).to(dy.dtype)).to(weight.dtype)
-        db = dy2.sum(0).to(ctx.bias_dtype) if ctx.has_bias else None
-        return da.to(a.dtype), None, dw, db, None
+        da = dw = db = None
+        if need_a:
+            w = weight if weight.dtype == dy.dtype else weight.to(dy.dtype)  # as autocast ran the forward
+            da = (dy @ w).to(h.dtype)
+        if need_w:
+            a = ctx.act(h)  # the activation again, from the saved input (no graph: grad mode is off)
+            dw = (dy2.t() @ a.reshape(-1, a.shape[-1]).to(dy.dtype)).to(weight.dtype)
+        if need_b and ctx.has_bias:
+            db = dy2.sum(0).to(ctx.bias_dtype)
+        return da, None, dw, db, None
 
 
 def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:

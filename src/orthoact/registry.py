@@ -133,7 +133,8 @@ def create(name: str, **kwargs) -> nn.Module:
     clash = spec_kwargs.keys() & kwargs.keys()
     if clash:
         key = sorted(clash)[0]
-        raise ValueError(f"degree given twice: in the spec string and as {key}={kwargs[key]!r}")
+        what = "degree" if key in ("degree", "numerator", "denominator") else key
+        raise ValueError(f"{what} given twice: in the spec string and as {key}={kwargs[key]!r}")
     return _factories()[name](**spec_kwargs, **kwargs)
 
 

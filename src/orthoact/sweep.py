@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -30,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orthoact.registry import parse_spec
-from orthoact.train.config import load_preset
+from orthoact.train.config import load_preset, slug
+from orthoact.train.trainer import read_metrics
 
 DONE_FILE = "result.json"
 ERROR_FILE = "error.log"
@@ -43,6 +43,7 @@ class Run:
     act: str
     seed: int
     folder: Path
+    effective: list[str] = field(default_factory=list)  # the overrides that matter for this activation
     status: str = "pending"  # pending | done | failed
     seconds: float = 0.0
     error: str = ""
@@ -51,10 +52,6 @@ class Run:
     @property
     def name(self) -> str:
         return f"{self.cell}/{slug(self.act)}-s{self.seed}"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=]+", "-", text).strip("-") or "base"
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -71,17 +68,36 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
     return [item.strip() for item in out if item.strip()]
 
 
-def with_options(act: str, options: dict) -> str:
-    """``act`` plus constructor options it accepts (the families; classical baselines take none here)."""
-    name, kwargs = parse_spec(act)
-    from orthoact import family as families
+def accepted_options(act: str) -> set[str]:
+    """Constructor keywords a family's module takes (none for a classical baseline)."""
+    import inspect
 
-    if not options or name not in families.names():
+    from orthoact import family as families
+    from orthoact.activation import BasisActivation
+
+    name, _ = parse_spec(act)
+    if name not in families.names():
+        return set()
+    spec = families.get(name)
+    keywords = {p.name for cls in (spec.module, BasisActivation) for p in inspect.signature(cls.__init__).parameters.values()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return (keywords | {o.name for o in spec.options}) - {"self", "device", "dtype", *spec.degree_args}
+
+
+def with_options(act: str, options: dict) -> str:
+    """``act`` plus the constructor options it accepts (others leave it as it is: the same run)."""
+    options = {k: v for k, v in options.items() if k in accepted_options(act)}
+    if not options:
         return act
     base, _, inside = act.partition("(")
     merged = dict(item.split("=", 1) for item in split_top_level(inside.rstrip(")"))) if inside else {}
     merged.update({k: str(v) for k, v in options.items()})
     return f"{base}({','.join(f'{k}={v}' for k, v in merged.items())})"
+
+
+RESERVED = {"act": "--act", "activation": "--act", "model.activation": "--act", "seed": "--seeds", "train.seed": "--seeds",
+            "out_dir": "--out", "train.out_dir": "--out", "resume": "(automatic)", "train.resume": "(automatic)",
+            "overwrite": "(automatic)", "train.overwrite": "(automatic)"}
 
 
 def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: list[str], out: Path) -> list[Run]:
@@ -98,6 +114,8 @@ def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: l
         if "=" not in item:
             raise ValueError(f"override {item!r} must be key=value")
         key, value = item.split("=", 1)
+        if key.strip() in RESERVED:
+            raise ValueError(f"the sweep sets {key.strip()} itself (use {RESERVED[key.strip()]}); got the override {item!r}")
         values = split_top_level(value)
         if key.startswith("act."):
             act_axes.append((key[4:], values))
@@ -105,8 +123,6 @@ def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: l
             axes.append((key, values))
         else:
             fixed.append(item)
-    if any(o.startswith(("act=", "model.activation=", "train.seed=", "seed=", "train.out_dir=")) for o in fixed):
-        raise ValueError("the sweep sets act, train.seed and train.out_dir itself: use --act, --seeds and --out")
     keys = [k for k, _ in axes] + [f"act.{k}" for k, _ in act_axes]
     from orthoact import family as families
 
@@ -125,6 +141,7 @@ def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: l
                 effective = run.cell_overrides
                 if parse_spec(full_act)[0] not in families.names():
                     effective = [o for o in effective if not o.startswith(("train.act_lr_mult=", "act_lr_mult="))]
+                run.effective = list(effective)
                 key = (full_act, seed, tuple(sorted(effective)))
                 if key in seen:
                     run.folder = seen[key]
@@ -134,8 +151,21 @@ def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: l
     return runs
 
 
-def finished(folder: Path) -> bool:
-    return (folder / DONE_FILE).is_file()
+def finished(run: Run) -> bool:
+    """Whether the run's folder holds a finished run of these very settings (a folder of another
+    sweep's settings is refused: a summary never mixes them)."""
+    path = run.folder / DONE_FILE
+    if not path.is_file():
+        return False
+    recorded = json.loads(path.read_text()).get("settings")
+    if recorded is not None and recorded != settings(run):
+        raise ValueError(f"{run.folder} holds a finished run with other settings ({recorded}, not {settings(run)}); "
+                         "give this sweep another --out")
+    return True
+
+
+def settings(run: Run) -> dict:
+    return {"act": run.act, "seed": run.seed, "overrides": sorted(run.effective or run.cell_overrides)}
 
 
 def command(kind: str, preset: str, run: Run, threads: int) -> list[str]:
@@ -150,10 +180,9 @@ def command(kind: str, preset: str, run: Run, threads: int) -> list[str]:
 
 def _record(run: Run) -> None:
     """Write the run's final metrics to result.json (the marker of a finished run)."""
-    rows = [json.loads(line) for line in (run.folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    final = [r for r in rows if "val_loss" in r]
+    final = [r for r in read_metrics(run.folder) if "val_loss" in r]
     result = {"act": run.act, "seed": run.seed, "cell": run.cell, "final": final[-1] if final else {},
-              "seconds": run.seconds}
+              "seconds": run.seconds, "settings": settings(run)}
     (run.folder / DONE_FILE).write_text(json.dumps(result, indent=2))
 
 
@@ -163,7 +192,7 @@ def execute(kind: str, preset: str, runs: list[Run], jobs: int = 1, log=print) -
     threads = max(1, cores // jobs)
     todo, folders = [], set()
     for run in runs:
-        if finished(run.folder):
+        if finished(run):
             run.status = "done"
         elif run.folder not in folders:  # a run shared by several cells runs once
             todo.append(run)
@@ -180,7 +209,7 @@ def execute(kind: str, preset: str, runs: list[Run], jobs: int = 1, log=print) -
             run = queue.pop(0)
             run.folder.mkdir(parents=True, exist_ok=True)
             (run.folder / ERROR_FILE).unlink(missing_ok=True)
-            log_file = open(run.folder / "train.log", "w")
+            log_file = open(run.folder / "train.log", "a")  # an interrupted run's log is kept
             proc = subprocess.Popen(command(kind, preset, run, threads), stdout=log_file, stderr=subprocess.STDOUT,
                                     env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
             proc.log_file = log_file
@@ -227,7 +256,7 @@ def sweep(preset: str, acts: list[str], seeds: list[int], overrides: list[str], 
     }, indent=2))
     execute(kind, preset, runs, jobs, log)
     for run in runs:  # cells that share a run (a baseline) see its status
-        run.status = "done" if finished(run.folder) else run.status
+        run.status = "done" if (run.folder / DONE_FILE).is_file() else run.status
     from orthoact.analysis.sweeps import summarize
 
     summarize(out, log=log)

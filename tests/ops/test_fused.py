@@ -1,6 +1,5 @@
 """The fused CPU path against the reference: outputs, input gradients and every parameter gradient."""
 
-import math
 import re
 import warnings
 

@@ -11,7 +11,6 @@ import torch
 
 import orthoact
 import orthoact.functional as OF
-from orthoact import backends
 from conftest import NO_GPU, VARIANTS, assert_matches_reference, call, make, params_of
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'orthoact[triton]')")

@@ -1,13 +1,11 @@
 """Triton kernels on a real GPU (skipped where CUDA is not available)."""
 
-import math
 
 import pytest
 import torch
 from torch import nn
 
 import orthoact
-from orthoact import family as family_decl
 from conftest import VARIANTS, call, make, params_of
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -42,8 +40,13 @@ def test_triton_gpu_matches_reference(variant, dtype, shape, groups, channel_dim
         torch.testing.assert_close(b.double(), a, rtol=tol * scale, atol=tol * scale)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("degree", [1, 8, 16, 32, 64])
+def _degrees(variant):
+    """Up to the kernels' limit (64); the families with 4 (n + 1) or 2 n parameters stop at 32, whose
+    fully unrolled kernels already take long to compile."""
+    return [1, 8, 64] if variant.split("@")[0] in ("hermite", "fourier", "tropical") else [1, 8, 32]
+
+
+@pytest.mark.parametrize("variant, degree", [(v, d) for v in VARIANTS for d in _degrees(v)])
 def test_triton_gpu_degrees(variant, degree):
     module = make(variant, degree, dtype=torch.float32, seed=degree).cuda()
     x = torch.randn(1 << 16, device="cuda")

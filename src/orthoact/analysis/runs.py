@@ -14,14 +14,14 @@ import torch
 
 from orthoact.analysis.plots import _curves, _pyplot, save_figure
 from orthoact import family
+from orthoact.train.trainer import read_metrics
 
 
 def read_run(run: str | Path) -> dict:
     run = Path(run)
-    metrics_file = run / "metrics.jsonl"
-    if not metrics_file.is_file():
+    if not (run / "metrics.jsonl").is_file():
         raise FileNotFoundError(f"{run} is not a run folder (no metrics.jsonl)")
-    rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
+    rows = read_metrics(run)
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
     snapshots_file = run / "activations.jsonl"
     snapshots = [json.loads(line) for line in snapshots_file.read_text().splitlines()] if snapshots_file.exists() else []

@@ -14,13 +14,30 @@ import math
 import statistics
 from pathlib import Path
 
+from orthoact.train.config import slug
+from orthoact.train.trainer import read_metrics
+
 # two-sided 95% quantiles of Student's t, by degrees of freedom (1..30); above: 1.96
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
 
 
 def t975(df: int) -> float:
-    return _T975[df - 1] if 1 <= df <= len(_T975) else 1.96
+    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom (a table to 30, then
+    the Cornish-Fisher expansion, accurate to 1e-3)."""
+    if 1 <= df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def prediction_half_width(values: list[float]) -> float | None:
+    """Half-width of the 95% prediction interval of one more value like ``values`` (a single new
+    seed): ``t * s * sqrt(1 + 1/n)``."""
+    if len(values) < 2:
+        return None
+    n = len(values)
+    return t975(n - 1) * statistics.stdev(values) * math.sqrt(1 + 1 / n)
 
 
 def mean_interval(values: list[float]) -> tuple[float, float | None]:
@@ -31,15 +48,10 @@ def mean_interval(values: list[float]) -> tuple[float, float | None]:
     return m, t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def _rows(folder: Path) -> list[dict]:
-    path = folder / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
 def step_seconds(rows: list[dict]) -> float | None:
     """Median seconds per training step from the logged cumulative training time."""
     points = [(r["step"], r["train_seconds"]) for r in rows if "train_seconds" in r]
-    rates = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0]
+    rates = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0 and t1 > t0]
     return statistics.median(rates) if rates else None
 
 
@@ -54,7 +66,7 @@ def load_sweep(out: str | Path) -> dict:
     for entry in plan["runs"]:
         folder = out / entry["folder"]
         done = (folder / "result.json").is_file()
-        rows = _rows(folder) if done else []
+        rows = read_metrics(folder) if done else []
         evals = [r for r in rows if "val_loss" in r]
         runs.append({**entry, "path": folder, "done": done, "failed": (folder / "error.log").is_file(),
                      "final": evals[-1] if evals else {}, "curve": [(r["step"], r["val_loss"]) for r in evals],
@@ -96,7 +108,8 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
                   for s in seeds if s in by_act[first] and headline in by_act[act][s]["final"]]
         if act != first and paired:
             m, half = mean_interval(paired)
-            entry["paired"] = {"n": len(paired), "mean": m, "half": half,
+            entry["paired"] = {"n": len(paired), "mean": m, "half": half, "values": paired,
+                               "sd": statistics.stdev(paired) if len(paired) > 1 else None,
                                "beyond_noise": half is not None and abs(m) > half}
         rows.append(entry)
     head = ["activation", "seeds"] + [label for _, label, _ in metrics] + [f"{metrics[0][1]} - {first} (95% CI)",
@@ -210,9 +223,9 @@ def summarize(out: str | Path, log=print) -> dict:
         data["cells"][cell] = rows
         lines += [f"## {cell}", "", table, ""]
         if can_plot and any(r["done"] for r in sweep["runs"] if r["cell"] == cell):
-            curves = plot_cell(sweep, cell, out / f"curves_{_file(cell)}.png")
+            curves = plot_cell(sweep, cell, out / f"curves_{slug(cell)}.png")
             lines.append(f"![validation loss, {cell}]({curves.name})")
-            acts = plot_cell_activations(sweep, cell, out / f"activations_{_file(cell)}.png")
+            acts = plot_cell_activations(sweep, cell, out / f"activations_{slug(cell)}.png")
             if acts is not None:
                 lines.append(f"![learned activations, {cell}]({acts.name})")
             lines.append("")
@@ -222,5 +235,3 @@ def summarize(out: str | Path, log=print) -> dict:
     return data
 
 
-def _file(cell: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-=" else "-" for c in cell)

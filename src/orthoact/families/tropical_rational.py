@@ -94,7 +94,6 @@ class TropicalRational(BasisActivation):
     """
 
     spec = SPEC
-    parameter_names = PARAMS
 
     def __init__(self, degree: int = 5, **kwargs) -> None:
         super().__init__(degree, **kwargs)

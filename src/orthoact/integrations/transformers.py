@@ -20,6 +20,8 @@ Nothing here downloads anything; ``transformers`` is imported when this module i
 
 from __future__ import annotations
 
+import warnings
+
 from transformers import PreTrainedModel
 from transformers import activations as hf_activations
 
@@ -58,6 +60,27 @@ class _ActivationTable(type(hf_activations.ACT2FN)):
         return self[key] if key in self else default
 
 
+def _sites_for(model, recorded: dict) -> tuple[dict, bool]:
+    """The recorded sites in ``model``'s own names, and whether all of them must exist there.
+
+    A conversion is recorded on the model that was converted (``BertForMaskedLM``: ``bert.encoder...``
+    and the head's ``cls.predictions...``). Built again as the same class, every site must exist.
+    As its base model (``BertModel``, also built inside the head model), the sites under the base
+    prefix apply without it and the head's do not concern it. As another head on the same base
+    (``GPT2LMHeadModel`` -> ``GPT2ForSequenceClassification``), the base's sites apply.
+    """
+    sites = dict(recorded.get("sites", {}))
+    if recorded.get("model_class") == type(model).__name__:
+        return sites, True
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    is_base = getattr(model, "base_model", model) is model
+    if prefix and is_base:
+        return {n[len(prefix) + 1:]: e for n, e in sites.items() if n.startswith(prefix + ".")}, False
+    if prefix and sites and not any(n.startswith(prefix + ".") for n in sites):
+        sites = {f"{prefix}.{n}": e for n, e in sites.items()}  # recorded on the base model
+    return {n: e for n, e in sites.items() if n.startswith(prefix + ".")} if prefix else sites, False
+
+
 def _post_init(self) -> None:
     """After a transformers model is built (before from_pretrained loads weights): put back the
     orthoact activations its config records."""
@@ -65,20 +88,24 @@ def _post_init(self) -> None:
     recorded = getattr(self.config, CONFIG_KEY, None)
     if not recorded:
         return
-    sites = dict(recorded.get("sites", {}))
-    if recorded.get("model_class") != type(self).__name__:
-        # a base model inside the converted one (or loaded alone): its sites carry the prefix
-        prefix = f"{self.base_model_prefix}." if getattr(self, "base_model_prefix", "") else None
-        if prefix and sites and all(name.startswith(prefix) for name in sites):
-            sites = {name[len(prefix):]: entry for name, entry in sites.items()}
-        else:
-            try:
-                apply_sites(self, sites)
-            except ValueError as error:
-                raise ValueError(f"config.{CONFIG_KEY} was recorded for {recorded.get('model_class')}, "
-                                 f"not {type(self).__name__}: {error}") from None
-            return
+    sites, strict = _sites_for(self, recorded)
+    if not strict:
+        missing = [n for n in sites if not _has_site(self, n)]
+        if missing:
+            warnings.warn(f"{type(self).__name__} has no activation at {missing[:3]} recorded by config.{CONFIG_KEY} "
+                          f"(converted as {recorded.get('model_class')}); those sites are left as they are",
+                          RuntimeWarning, stacklevel=2)
+            sites = {n: e for n, e in sites.items() if n not in missing}
     apply_sites(self, sites)
+
+
+def _has_site(model, name: str) -> bool:
+    parent_name, _, attr = name.rpartition(".")
+    try:
+        parent = model.get_submodule(parent_name) if parent_name else model
+    except AttributeError:
+        return False
+    return callable(getattr(parent, attr, None))
 
 
 def register() -> None:

@@ -12,7 +12,6 @@ differentiates the reference formulas instead.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -47,9 +46,13 @@ def kernel_table() -> dict[int, KernelEntry]:
     return table
 
 
-@functools.lru_cache(maxsize=None)
+#: The highest degree the fast paths compile (the C++ build gets it as OA_MAX_DEGREE); higher ones
+#: use the reference (``auto``) or raise (an explicit backend).
+MAX_KERNEL_DEGREE = 64
+
+
 def kernel_entry(code: int) -> KernelEntry:
-    """The family, options and kernel of a code (codes never change once declared)."""
+    """The family, options and kernel of a code."""
     return kernel_table()[code]
 
 

@@ -7,7 +7,8 @@ lane, accumulated in float64). The ops have fake implementations, so
 
 The arithmetic runs in the promoted dtype of the input and the parameters, at least float32 (see
 :func:`orthoact.reference.compute_dtype`): float32 and float64 natively, float16 and bfloat16 inputs
-are computed in float32, and a float32 input with float64 parameters is computed in float64.
+are computed in float32, and a float32 input with float64 parameters is computed in float64. The
+input is converted inside the op, so what is saved for backward is the input in its own dtype.
 The kernels compute first derivatives; when a higher-order derivative is asked for
 (``create_graph=True``), the backward differentiates the reference formulas instead.
 """
@@ -19,12 +20,11 @@ from torch import Tensor
 
 from orthoact.family import FamilySpec
 from orthoact.ops._build import load
+from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE
 from orthoact.ops._common import define_ops, run
 from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
-MAX_DEGREE = 64  # as in kernels/common.h
-MAX_P = 4 * (MAX_DEGREE + 1)
 
 
 def _kernel_error() -> str | None:
@@ -53,18 +53,24 @@ def _library():
 
 
 def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int) -> Tensor:
-    y = torch.empty_like(x)
+    # The arithmetic runs in the parameters' dtype (the promoted one); converting x here rather than
+    # before the op keeps the tensor saved for backward in x's own dtype (bfloat16 under autocast).
+    xc = x if x.dtype == params.dtype else x.to(params.dtype)
+    y = torch.empty_like(xc)
     if x.numel():
         status = _library().oa_forward(
-            code, _DTYPE_CODES[x.dtype], x.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
+            code, _DTYPE_CODES[xc.dtype], xc.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
             params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
         )
         if status:
             raise RuntimeError(f"orthoact fused forward failed (status {status})")
-    return y
+    return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
 def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad, need_param_grad):
+    out_dtype = x.dtype
+    x = x if x.dtype == params.dtype else x.to(params.dtype)
+    grad = grad if grad.dtype == params.dtype else grad.to(params.dtype)
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     dparams = torch.zeros(params.shape, dtype=torch.float64) if need_param_grad else params.new_empty(0, dtype=torch.float64)
     if x.numel() and (need_input_grad or need_param_grad):
@@ -75,15 +81,16 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")
-    return dx, dparams
+    return (dx if dx.dtype == out_dtype or not need_input_grad else dx.to(out_dtype)), dparams
 
 
 fused_forward, fused_backward = define_ops("fused", _forward, _backward, torch.float64)
 
 
 def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict) -> Tensor:
-    dtype = compute_dtype(x, *params)
-    return run(fused_forward, spec, x, params, degree, channel_dim, options, dtype, (dtype,))
+    dtype = compute_dtype(x, *params)  # the kernels convert x to it (x is saved in its own dtype)
+    return run(fused_forward, spec, x, params, degree, channel_dim, options, dtype,
+               (torch.float32, torch.float64, torch.bfloat16, torch.float16))
 
 
 __all__ = ["fused_forward", "fused_backward", "fused_run", "unavailable_reason", "MAX_DEGREE"]

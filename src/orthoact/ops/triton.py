@@ -20,13 +20,13 @@ import torch
 from torch import Tensor
 
 from orthoact.family import FamilySpec
+from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE  # (the loops are unrolled at compile time)
 from orthoact.ops._common import define_ops, kernel_entry, run
 from orthoact.reference import compute_dtype
 
 BLOCK = 4096
 ROWS, COLS = 256, 16  # rows-layout tile of the backward
 MIN_RUN = 1024  # shorter runs of one group use the rows layout
-MAX_DEGREE = 64  # the loops are unrolled at compile time; as the fused kernels' limit
 
 
 def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:

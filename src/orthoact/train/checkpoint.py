@@ -12,7 +12,15 @@ import torch
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where /proc allows (os.umask sets it, briefly
+    process-wide, which a thread creating a file at that moment would see)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 

@@ -104,10 +104,24 @@ class TrainConfig:
             raise ValueError("train.resume=true and train.overwrite=true contradict each other: choose one")
 
 
+def slug(text: str) -> str:
+    """``text`` as a file name: runs of other characters than letters, digits, ``_.=`` become ``-``."""
+    return re.sub(r"[^A-Za-z0-9_.=]+", "-", text).strip("-") or "base"
+
+
 def run_name(preset: str, activation) -> str:
     """The default run folder name: ``<preset>-<activation>`` (``shakespeare-char-hermite-3``)."""
     act = activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
-    return f"{Path(preset).stem}-{re.sub(r'[^A-Za-z0-9_.]+', '-', act).strip('-')}"
+    return f"{Path(preset).stem}-{slug(act)}"
+
+
+def resolve(sections: dict[str, type], kind: str, preset: str, overrides=()) -> dict:
+    """A recipe's config from a preset and ``key=value`` overrides; an empty ``train.out_dir``
+    becomes ``runs/<preset>-<activation>``."""
+    cfg = build(sections, load_preset(preset, kind), list(overrides))
+    if not cfg["train"].out_dir:
+        cfg["train"] = dataclasses.replace(cfg["train"], out_dir=str(Path("runs") / run_name(preset, cfg["model"].activation)))
+    return cfg
 
 
 def presets(kind: str | None = None) -> list[str]:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from orthoact.models.convnext import ConvNeXt, ConvNeXtConfig
 from orthoact.train import checkpoint as ckpt
-from orthoact.train.config import TrainConfig, build, load_preset, run_name, to_dict
+from orthoact.train.config import TrainConfig, build, resolve, to_dict
 from orthoact.train.distributed import DistInfo, setup, teardown
 from orthoact.train.image_data import ImageFolder, TensorImages, load_fashion_mnist, mix_batch
 from orthoact.train.trainer import Trainer
@@ -165,13 +165,8 @@ class ImageTask:
 
 
 def resolve_config(preset: str, overrides: list[str] = ()) -> dict:
-    """The run's config from a preset and ``key=value`` overrides; an empty ``train.out_dir`` becomes
-    ``runs/<preset>-<activation>``."""
-    cfg = build(SECTIONS, load_preset(preset, "image"), list(overrides))
-    if not cfg["train"].out_dir:
-        out_dir = str(Path("runs") / run_name(preset, cfg["model"].activation))
-        cfg["train"] = dataclasses.replace(cfg["train"], out_dir=out_dir)
-    return cfg
+    """The run's config from a preset and ``key=value`` overrides (see :func:`orthoact.train.config.resolve`)."""
+    return resolve(SECTIONS, "image", preset, overrides)
 
 
 def train_image(preset: str = "fmnist-convnext", overrides: list[str] = ()) -> dict:

@@ -18,7 +18,7 @@ import torch
 
 from orthoact.models.gpt import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
-from orthoact.train.config import TrainConfig, build, load_preset, run_name, to_dict
+from orthoact.train.config import TrainConfig, build, resolve, to_dict
 from orthoact.train.distributed import DistInfo, setup, teardown
 from orthoact.train.lm_data import decoder, resolve_dataset
 from orthoact.train.trainer import Trainer
@@ -102,13 +102,8 @@ class LMTask:
 
 
 def resolve_config(preset: str, overrides: list[str] = ()) -> dict:
-    """The run's config from a preset and ``key=value`` overrides; an empty ``train.out_dir`` becomes
-    ``runs/<preset>-<activation>``."""
-    cfg = build(SECTIONS, load_preset(preset, "lm"), list(overrides))
-    if not cfg["train"].out_dir:
-        out_dir = str(Path("runs") / run_name(preset, cfg["model"].activation))
-        cfg["train"] = dataclasses.replace(cfg["train"], out_dir=out_dir)
-    return cfg
+    """The run's config from a preset and ``key=value`` overrides (see :func:`orthoact.train.config.resolve`)."""
+    return resolve(SECTIONS, "lm", preset, overrides)
 
 
 def train_lm(preset: str = "shakespeare-char", overrides: list[str] = ()) -> dict:

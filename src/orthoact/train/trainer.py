@@ -75,6 +75,14 @@ def _fused_adamw(groups: list[dict]) -> bool:
 RUN_FILES = ("ckpt.pt", "metrics.jsonl", "activations.jsonl", "config.json")
 
 
+def read_metrics(run: str | Path) -> list[dict]:
+    """The rows a run logged (``metrics.jsonl``): training rows and evaluation rows; [] if none."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to ``lr``, then cosine decay to ``min_lr`` at ``max_steps``."""
     if step < cfg.warmup_steps:
@@ -117,6 +125,9 @@ class Trainer:
         self.dtype = _DTYPES[cfg.dtype]
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.dtype == "float16" else None
         self.step = 0
+        self.train_seconds = 0.0  # time in training steps only (no evaluation, no checkpoints), kept across resumes
+        self.elapsed = 0.0  # wall time of the run before this process (resumed runs)
+        self._start = time.perf_counter()
         self.history: list[dict] = []
         train_model = self.model
         if self.info.enabled:
@@ -174,6 +185,7 @@ class Trainer:
             "config": self.config,
             "world_size": self.info.world_size,
             "ema": self.ema.state_dict() if self.ema is not None else {},
+            "timing": {"train_seconds": self.train_seconds, "elapsed": self.elapsed + time.perf_counter() - self._start},
         }
 
     def save(self) -> None:
@@ -198,6 +210,8 @@ class Trainer:
         if self.scaler is not None and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
+        timing = state.get("timing", {})  # older checkpoints: timing starts again
+        self.train_seconds, self.elapsed = timing.get("train_seconds", 0.0), timing.get("elapsed", 0.0)
         ckpt.set_rng_state(state["rng"][self.info.rank])
         self.task.load_state_dict(state["data"])
         if self.info.is_main:  # drop rows written after the checkpoint by the interrupted run
@@ -263,11 +277,11 @@ class Trainer:
         if self.step == 0:
             self._snapshot()
         self.model.train()
-        start = time.perf_counter()
+        self._start = time.perf_counter()
+        start = self._start - self.elapsed  # a resumed run's clock continues
         bar = progress(total=cfg.max_steps, initial=self.step, disable=not (cfg.progress and self.info.is_main),
                        desc=self.out_dir.name)
         last = {}
-        train_seconds = 0.0  # time in training steps only (no evaluation, no checkpoints)
         while self.step < cfg.max_steps:
             step_start = time.perf_counter()
             total = 0.0
@@ -295,13 +309,13 @@ class Trainer:
                 self._update_ema()
             self.scheduler.step()
             self.step += 1
-            train_seconds += time.perf_counter() - step_start
+            self.train_seconds += time.perf_counter() - step_start
             bar.update(1)
             if not math.isfinite(total):
                 raise FloatingPointError(f"training loss is {total} at step {self.step}; lower train.lr or check the data")
             if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
                 row = {"step": self.step, "train_loss": all_reduce_mean(total, self.info), "lr": lr,
-                       "time": time.perf_counter() - start, "train_seconds": train_seconds}
+                       "time": time.perf_counter() - start, "train_seconds": self.train_seconds}
                 self._log(row)
                 bar.set_postfix(loss=f"{row['train_loss']:.4f}")
             if self.step % snapshot_every == 0 or self.step == cfg.max_steps:

@@ -21,7 +21,10 @@
 
 typedef int64_t i64;
 
-static constexpr int MAX_DEGREE = 64;  // the Python side sends higher degrees to the reference
+#ifndef OA_MAX_DEGREE
+#error "build through orthoact/ops/_build.py: families.inc defines OA_MAX_DEGREE"
+#endif
+static constexpr int MAX_DEGREE = OA_MAX_DEGREE;  // orthoact.ops._common.MAX_KERNEL_DEGREE
 static constexpr int MAX_P = 4 * (MAX_DEGREE + 1);
 
 // ---------------------------------------------------------------------------------------------
@@ -52,7 +55,21 @@ template <typename T, typename V> static inline T lane_sum(V v) {
     for (int l = 0; l < VT<T>::W; ++l) out += v[l];
     return out;
 }
-template <typename V> static inline V vabs(V x) { return x < 0 ? -x : x; }
+// |x| and the sign of x (0 at 0, as torch.sign) with bit operations: one and/or per lane.
+template <typename V> using LaneOf = std::remove_cv_t<std::remove_reference_t<decltype(V{}[0])>>;
+template <typename V> static inline auto sign_bits() {  // the sign bit of every lane (not splat(-0.0): 0 + -0 is +0)
+    typedef decltype(V{} < V{}) I;
+    return (I)splat<V>(LaneOf<V>(-1.0)) ^ (I)splat<V>(LaneOf<V>(1.0));
+}
+template <typename V> static inline V vabs(V x) {
+    typedef decltype(x < x) I;  // the integer vector of the same shape
+    return (V)((I)x & ~sign_bits<V>());
+}
+template <typename V> static inline V vsgn(V x) {
+    typedef decltype(x < x) I;
+    const I sign = (I)x & sign_bits<V>(), one = (I)splat<V>(LaneOf<V>(1.0));
+    return (V)((sign | one) & (x != LaneOf<V>(0)));  // +-1, and 0 where x == 0 (the comparison is all ones or zero)
+}
 
 template <typename T> static inline T inv_factorial(int k) {
     double f = 1.0;

@@ -25,8 +25,8 @@
 // NaN otherwise, so y + z (one FMA) and dx + z are the results; the lanes are marked and the
 // group's accumulators get NaN when they are flushed.
 
+#include "families.inc"  // first: it defines OA_MAX_DEGREE for common.h, then includes the families
 #include "common.h"
-#include "families.inc"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -311,8 +311,6 @@ static int backward(int code, const T* x, const T* g, T* dx, double* dp, i64 N, 
 extern "C" {
 
 int oa_abi_version() { return OA_ABI_VERSION; }
-
-int oa_max_degree() { return MAX_DEGREE; }
 
 // dtype: 0 = float32, 1 = float64; P: packed parameters per group. Returns 0 on success, 1 for an
 // unknown family code, 2 for an unknown dtype, 3 for a degree or P out of range.

@@ -154,3 +154,14 @@ def test_init_by_name():
 def test_fit_bad_input(call, exc, message):
     with pytest.raises(exc, match=re.escape(message)):
         call()
+
+
+def test_fit_based_inits_work_without_gradients():
+    """Regression: inits that refine (the rational's default GELU fit) failed under no_grad, where
+    reset_parameters and model-building code usually run."""
+    with torch.no_grad():
+        rational = orthoact.create("rational:3/2")
+        tropical = orthoact.create("tropical:5(init=gelu)")
+    with torch.inference_mode():
+        _, report = orthoact.fit("gelu", "fourier", 3)
+    assert rational.numerator.requires_grad and tropical.offsets.requires_grad and report.max_error < 0.01

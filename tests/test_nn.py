@@ -39,7 +39,7 @@ def grads(block, x, grad):
     xx = x.clone().requires_grad_()
     y = block(xx)
     y.backward(grad)
-    return [y.detach(), xx.grad] + [p.grad.clone() for p in block.parameters()]
+    return [y.detach(), xx.grad] + [None if p.grad is None else p.grad.clone() for p in block.parameters()]
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -130,3 +130,19 @@ def test_mlp_bad_arguments():
         MLP(4, 8, act="swishy")
     assert "recompute=True" in repr(MLP(4, 8))
     assert isinstance(orthoact.nn.MLP(4, 8, act="rational:5/4").act, orthoact.Rational)
+
+
+def test_frozen_second_linear_and_bfloat16_saved_input():
+    plain, fused = block_pair("hermite", torch.float32)
+    for block in (plain, fused):
+        block.fc2.requires_grad_(False)
+    x = torch.randn(3, 12)
+    grad = torch.randn(3, 10)
+    for a, b in zip(grads(plain, x, grad)[:2], grads(fused, x, grad)[:2]):
+        torch.testing.assert_close(b, a)
+    assert fused.fc2.weight.grad is None and fused.fc1.weight.grad is not None
+    # under bfloat16 autocast the fused activation keeps its bfloat16 input, not a float32 copy
+    block = MLP(32, 128, act="hermite:3")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        saved = saved_bytes(block, torch.randn(4, 16, 32, requires_grad=True))
+    assert saved == pytest.approx((4 * 16 * 32 * 4) + (4 * 16 * 128 * 2) + 4 * 16 * 32 * 2, rel=0.05)

@@ -163,3 +163,28 @@ def test_recorded_sites_that_do_not_fit_the_model_are_refused(converted_llama, t
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="has an activation at '(model.)?layers.7.mlp.act_fn'"):
         transformers.LlamaForCausalLM.from_pretrained(tmp_path)
+
+
+def test_converted_head_model_reloads_as_itself_and_as_its_base(tmp_path):
+    """BertForMaskedLM converted (sites in the encoder and in the head) reloads as BertForMaskedLM, as
+    BertModel (the encoder's sites) and a converted GPT2 head model as another head."""
+    torch.manual_seed(0)
+    bert = tiny("bert", "gelu").eval()
+    converted, report = orthoact.convert(bert, "hermite", 4)
+    assert any(s.name.startswith("cls.") for s in report.sites)  # the head's transform activation too
+    converted.save_pretrained(tmp_path / "bert")
+    again = transformers.BertForMaskedLM.from_pretrained(tmp_path / "bert").eval()
+    ids = tokens(2, 4)
+    torch.testing.assert_close(logits(again, ids), logits(converted, ids), rtol=0, atol=0)
+    base = transformers.BertModel.from_pretrained(tmp_path / "bert").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(base(input_ids=ids).last_hidden_state, converted.bert(input_ids=ids).last_hidden_state)
+    gpt2, _ = orthoact.convert(tiny("gpt2", "gelu_new").eval(), "tropical", 5)
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    classifier = transformers.GPT2ForSequenceClassification.from_pretrained(tmp_path / "gpt2", num_labels=3)
+    assert all(isinstance(block.mlp.act, orthoact.Tropical) for block in classifier.transformer.h)
+    torch.testing.assert_close(classifier.transformer.h[1].mlp.act.offsets, gpt2.transformer.h[1].mlp.act.offsets)
+    base_gpt2, _ = orthoact.convert(transformers.GPT2Model(tiny("gpt2", "gelu_new").config).eval(), "hermite", 3)
+    base_gpt2.save_pretrained(tmp_path / "gpt2-base")
+    head = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "gpt2-base")
+    assert all(isinstance(block.mlp.act, orthoact.Hermite) for block in head.transformer.h)

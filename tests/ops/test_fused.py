@@ -1,5 +1,6 @@
 """The fused CPU path against the reference: outputs, input gradients and every parameter gradient."""
 
+import math
 import re
 import warnings
 
@@ -98,6 +99,23 @@ def test_fused_gradcheck(variant, groups):
     params = [p.detach().clone().requires_grad_() for p in params_of(module).values()]
     fn = lambda x, *p: call(module, x, p, channel_dim=1, backend="fused")  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+
+
+def test_fused_fourier_is_accurate_up_to_the_reduction_bound():
+    """Regression: without FMA the sin/cos range reduction lost accuracy as |w x| grew (5e-4 at 8000).
+
+    The float32 argument w x - phi is itself rounded (ulp(8000) = 5e-4), so the comparison is with
+    the cosines of those float32 arguments, computed in float64."""
+    act = make("fourier", groups=1, dtype=torch.float32, seed=3)
+    with torch.no_grad():
+        act.frequencies.fill_(5.0)
+    act.backend = "fused"
+    x = torch.linspace(-1600, 1600, 100_003)
+    b, c, w, phi = (t.double()[0] for t in act.tensors())
+    z = (w[:, None] * x.double() - phi[:, None]).float().double()  # the rounded float32 arguments
+    inv = torch.tensor([1 / math.factorial(k) for k in range(1, len(c) + 1)], dtype=torch.float64)
+    exact = b + ((c * inv)[:, None] * torch.cos(z)).sum(0)
+    torch.testing.assert_close(act(x).double(), exact, rtol=0, atol=3e-6)
 
 
 def test_fused_large_fourier_arguments_use_exact_cosine():

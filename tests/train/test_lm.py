@@ -241,6 +241,10 @@ def test_resume_keeps_one_snapshot_per_step_and_loads_rng_on_cpu(dataset, tmp_pa
     train_lm("shakespeare-char", tiny(dataset, tmp_path / "split", *args, "train.resume=true"))
     assert seen == ["cpu"]
 
+    times = [r["train_seconds"] for r in map(json.loads, (tmp_path / "split" / "metrics.jsonl").read_text().splitlines())
+             if "train_seconds" in r]
+    assert times == sorted(times)  # the resumed run's clock continues (no reset to 0)
+
     def steps(run):
         return [json.loads(line)["step"] for line in (run / "activations.jsonl").read_text().splitlines()]
 

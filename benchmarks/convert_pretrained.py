@@ -87,7 +87,8 @@ def main() -> int:
         with torch.no_grad():
             return F.cosine_similarity(embed(model, test), reference, dim=-1).mean().item()
 
-    configs = [("hermite", 8), ("hermite", 3), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5), ("tropical_rational", 8)]
+    configs = [("hermite", 8), ("hermite", 3), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5), ("tropical_rational", 8),
+               ("rational", (5, 4))]
     rows = []
     print(f"all-MiniLM-L6-v2: {sum(p.numel() for p in teacher.parameters()) / 1e6:.1f}M parameters; "
           f"{len(calib_text)} calibration and {len(test_text)} held-out sentences; distillation: {args.steps} steps, "
@@ -104,10 +105,10 @@ def main() -> int:
         distilled = agreement(student)
         lo = min(s.input_min for s in report.sites)
         hi = max(s.input_max for s in report.sites)
-        rows.append({"family": family, "degree": degree, "zero_shot_cosine": zero_shot, "distilled_cosine": distilled,
+        rows.append({"family": family, "degree": report.label, "zero_shot_cosine": zero_shot, "distilled_cosine": distilled,
                      "input_min": lo, "input_max": hi, "fit_s": fit_s, "distill_s": distill_s,
                      "loss_first": history[0], "loss_last": history[-1]})
-        print(f"{family + '-' + str(degree):<22}{zero_shot:>14.3f}{distilled:>15.3f}{f'[{lo:.1f}, {hi:.1f}]':>22}"
+        print(f"{report.label:<22}{zero_shot:>14.3f}{distilled:>15.3f}{f'[{lo:.1f}, {hi:.1f}]':>22}"
               f"{fit_s:>8.1f}{distill_s:>10.1f}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

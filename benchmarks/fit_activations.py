@@ -23,13 +23,15 @@ import torch
 import orthoact
 from orthoact.targets import TARGETS
 
-CONFIGS = [("hermite", 8), ("hermite", 3), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5)]
+CONFIGS = [("hermite", 8), ("hermite", 3), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5), ("rational", (5, 4))]
 TORCHORTHO = {"hermite": "HermiteActivation", "fourier": "FourierActivation",
               "tropical": "TropicalActivation", "tropical_rational": "TropicalRationalActivation"}
 
 
-def errors(module, target: str, degree: int) -> tuple[float, float]:
-    lim = math.sqrt(degree)
+def errors(module, target: str, degree) -> tuple[float, float]:
+    """Max errors of value and derivative on the fit's default domain ([-sqrt n, sqrt n]; [-3, 3] for
+    a rational function)."""
+    lim = 3.0 if isinstance(degree, tuple) else math.sqrt(degree)
     x = torch.linspace(-lim, lim, 10001, dtype=torch.float64).requires_grad_()
     module = module.double()
     y = module(x)
@@ -65,7 +67,7 @@ def main() -> int:
             row = {"family": family, "degree": degree, "target": target, "fit_ms": statistics.median(times) * 1e3,
                    "max_error": err, "max_derivative_error": derr}
             other = ""
-            if torchortho is not None:
+            if torchortho is not None and family in TORCHORTHO:
                 cls = getattr(torchortho, TORCHORTHO[family])
                 torch.manual_seed(0)
                 start = time.perf_counter()
@@ -82,7 +84,7 @@ def main() -> int:
                             "torchortho_max_derivative_error": t_derr})
                 other = f"{label:<26}{seconds:>8.2f}{t_err:>12.3g}{t_derr:>13.3g}"
             rows.append(row)
-            name = f"{family}-{degree} {target}"
+            name = f"{module.label()} {target}"
             print(f"{name:<26}{row['fit_ms']:>9.1f}{err:>12.3g}{derr:>13.3g}   {other}", flush=True)
 
     h8 = next(r for r in rows if r["family"] == "hermite" and r["degree"] == 8 and r["target"] == "gelu")

@@ -22,7 +22,7 @@ from orthoact.train.lm import resolve_config
 from orthoact.train.trainer import parameter_groups
 
 CONFIGS = [("gelu", None), ("hermite:3", "fused"), ("hermite:3", "reference"), ("tropical:5", "fused"),
-           ("fourier:5", "fused"), ("tropical_rational:5", "fused")]
+           ("fourier:5", "fused"), ("tropical_rational:5", "fused"), ("rational:5/4", "fused")]
 
 
 def main() -> int:

@@ -7,7 +7,7 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 
 from orthoact import families as _families  # declares the families first
 from orthoact import family as _family
-from orthoact import functional, ops
+from orthoact import functional, nn, ops
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
 from orthoact.convert import ConversionReport, convert, distill, load_converted, save_converted
@@ -36,6 +36,7 @@ __all__ = [
     "ConversionReport",
     "FitReport",
     "functional",
+    "nn",
     "ops",
     "from_torchortho",
     "from_rational_activations",

@@ -30,7 +30,7 @@ from orthoact.nn import MLP
 ACTS = ["gelu", "hermite:3", "tropical:5", "fourier:5", "tropical_rational:5", "rational:5/4"]
 
 
-def saved_bytes(block: nn.Module, x: torch.Tensor) -> int:
+def saved_bytes(block: nn.Module, *inputs: torch.Tensor) -> int:
     storages = {}
 
     def pack(t):
@@ -39,7 +39,7 @@ def saved_bytes(block: nn.Module, x: torch.Tensor) -> int:
 
     params = {p.untyped_storage().data_ptr() for p in block.parameters()}
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        block(x)
+        block(*inputs)
     return sum(n for ptr, n in storages.items() if ptr not in params)
 
 
@@ -84,8 +84,9 @@ def block_results(device, reps: int, tokens=(8, 256), d=768) -> list[dict]:
     return rows
 
 
-def gpt_probe(shape: str, act: str, recompute: bool, device: str) -> int:
-    """In this (fresh) process: peak bytes of one GPT training step above the memory before it."""
+def gpt_probe(shape: str, act: str, recompute: bool, device: str) -> list[int]:
+    """In this (fresh) process: peak bytes of one GPT training step above the memory before it, and
+    the bytes autograd saves for backward in its forward (exact, whatever the allocator does)."""
     from orthoact.models import GPT
     from orthoact.train.lm import resolve_config
     from orthoact.train.trainer import parameter_groups
@@ -107,13 +108,14 @@ def gpt_probe(shape: str, act: str, recompute: bool, device: str) -> int:
 
     step()  # optimizer state and kernels exist from here on
     opt.zero_grad(set_to_none=True)
+    saved = saved_bytes(model, x, x)
     if dev.type == "cuda":
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         step()
         torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
+        return [torch.cuda.max_memory_allocated() - base, saved]
 
     def status(field):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -124,7 +126,7 @@ def gpt_probe(shape: str, act: str, recompute: bool, device: str) -> int:
     base = status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     step()
-    return status("VmHWM") - base
+    return [status("VmHWM") - base, saved]
 
 
 def gpt_results(device: str) -> list[dict]:
@@ -137,12 +139,14 @@ def gpt_results(device: str) -> list[dict]:
                 result = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="2"))
                 if result.returncode != 0:
                     raise RuntimeError(f"probe {shape} {act} failed:\n{result.stderr[-2000:]}")
-                peaks[act, recompute] = int(result.stdout.strip().splitlines()[-1])
-        gelu = peaks["gelu", False]
+                peaks[act, recompute] = json.loads(result.stdout.strip().splitlines()[-1])
+        gelu_peak, gelu_saved = peaks["gelu", False]
         for act in ACTS:
-            rows.append({"shape": shape, "act": act, "peak_mib_recompute": peaks[act, True] / 2**20,
-                         "peak_mib_unfused": peaks[act, False] / 2**20,
-                         "vs_unfused": peaks[act, True] / peaks[act, False], "vs_gelu": peaks[act, True] / gelu})
+            (peak, saved), (peak_u, saved_u) = peaks[act, True], peaks[act, False]
+            rows.append({"shape": shape, "act": act, "peak_mib_recompute": peak / 2**20, "peak_mib_unfused": peak_u / 2**20,
+                         "vs_unfused": peak / peak_u, "vs_gelu": peak / gelu_peak, "saved_mib_recompute": saved / 2**20,
+                         "saved_mib_unfused": saved_u / 2**20, "saved_vs_unfused": saved / saved_u,
+                         "saved_vs_gelu": saved / gelu_saved})
     return rows
 
 
@@ -152,32 +156,35 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-gpt", action="store_true")
+    parser.add_argument("--skip-blocks", action="store_true")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="bench_results/mlp_memory.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.probe:
-        print(gpt_probe(*json.loads(args.probe)))
+        print(json.dumps(gpt_probe(*json.loads(args.probe))))
         return 0
     device = torch.device(args.device)
-    rows = block_results(device, args.reps)
-    print(f"one block on {device} (d 768, hidden 3072, 8 x 256 tokens, float32); median of {args.reps} interleaved fwd+bwd")
-    print(f"{'block':<44}{'saved MiB':>10}{'/ GELU':>8}{'ms':>9}{'/ GELU':>8}")
-    for r in rows:
-        print(f"{r['block']:<44}{r['saved_mib']:>10.1f}{r['saved_ratio']:>8.2f}{r['ms']:>9.1f}{r['time_ratio']:>8.2f}")
-    for r in rows:
-        if "recompute=True" in r["block"]:
-            ok = r["saved_ratio"] <= 0.6 and r["time_ratio"] <= 1.05
-            print(f"  target {r['block']}: saved <= 0.6x ({r['saved_ratio']:.2f}), time <= 1.05x ({r['time_ratio']:.2f}): "
-                  f"{'met' if ok else 'NOT met'}")
-    results = {"device": str(device), "blocks": rows}
+    results = {"device": str(device)}
+    if not args.skip_blocks:
+        rows = results["blocks"] = block_results(device, args.reps)
+        print(f"one block on {device} (d 768, hidden 3072, 8 x 256 tokens, float32); median of {args.reps} interleaved fwd+bwd")
+        print(f"{'block':<44}{'saved MiB':>10}{'/ GELU':>8}{'ms':>9}{'/ GELU':>8}")
+        for r in rows:
+            print(f"{r['block']:<44}{r['saved_mib']:>10.1f}{r['saved_ratio']:>8.2f}{r['ms']:>9.1f}{r['time_ratio']:>8.2f}")
+        for r in rows:
+            if "recompute=True" in r["block"]:
+                ok = r["saved_ratio"] <= 0.6 and r["time_ratio"] <= 1.05
+                print(f"  target {r['block']}: saved <= 0.6x ({r['saved_ratio']:.2f}), time <= 1.05x ({r['time_ratio']:.2f}): "
+                      f"{'met' if ok else 'NOT met'}")
     if not args.skip_gpt:
         results["gpt"] = gpt_results(args.device)
-        print("\npeak memory of one GPT training step above the memory before it (fresh process each)")
-        print(f"{'shape':<18}{'activation':<22}{'recompute MiB':>14}{'unfused MiB':>12}{'/ unfused':>10}{'/ GELU unfused':>15}")
+        print("\none GPT training step (fresh process each): bytes saved for backward, and peak memory above the "
+              "memory before the step (RSS on CPU: allocator noise included)")
+        print(f"{'shape':<18}{'activation':<22}{'saved MiB':>10}{'/ unfused':>10}{'/ GELU':>8}{'peak MiB':>10}{'/ unfused':>10}{'/ GELU':>8}")
         for r in results["gpt"]:
-            print(f"{r['shape']:<18}{r['act']:<22}{r['peak_mib_recompute']:>14.0f}{r['peak_mib_unfused']:>12.0f}"
-                  f"{r['vs_unfused']:>10.2f}{r['vs_gelu']:>15.2f}")
+            print(f"{r['shape']:<18}{r['act']:<22}{r['saved_mib_recompute']:>10.0f}{r['saved_vs_unfused']:>10.2f}"
+                  f"{r['saved_vs_gelu']:>8.2f}{r['peak_mib_recompute']:>10.0f}{r['vs_unfused']:>10.2f}{r['vs_gelu']:>8.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -30,6 +30,8 @@ def _variants() -> list[str]:
 FAMILIES = orthoact.FAMILIES
 #: every kernel variant: "hermite", ..., "rational", "rational@version=B"
 VARIANTS = _variants()
+#: each family by name at its default degree, as models take them: "hermite:3", ..., "rational:5/4"
+ACT_NAMES = [f"{s.name}:{s.degree_text(s.default_degree)}" for s in family_decl.specs()]
 
 
 def split_variant(variant: str) -> tuple[str, dict]:

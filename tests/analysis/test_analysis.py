@@ -63,7 +63,7 @@ def test_count_linear_pieces():
     assert rational.training and rational[0].weight.dtype == torch.float32
 
 
-@pytest.mark.parametrize("family", ["hermite", "fourier", "tropical", "tropical_rational", "gelu", "relu"])
+@pytest.mark.parametrize("family", [*orthoact.FAMILIES, "gelu", "relu"])
 @pytest.mark.parametrize("variance", [0.5, 2.0])
 def test_gaussian_gains_at_any_variance_match_monte_carlo(family, variance):
     act = make_activation(family, None, "paper")
@@ -76,7 +76,8 @@ def test_gaussian_gains_at_any_variance_match_monte_carlo(family, variance):
     assert abs(d - d2.mean().item()) < 5 * d2.std().item() / 1000 + 1e-9
 
 
-@pytest.mark.parametrize("family, depth", [("tropical", 4), ("tropical_rational", 4), ("fourier", 4), ("gelu", 4), ("relu", 4), ("hermite", 2)])
+@pytest.mark.parametrize("family, depth", [("tropical", 4), ("tropical_rational", 4), ("fourier", 4), ("rational", 4), ("gelu", 4),
+                                          ("relu", 4), ("hermite", 2)])
 def test_gain_propagation_matches_prediction(family, depth):
     """Measured second moments follow the mean-field prediction within sampling error: per layer the
     finite-width fluctuation is about sqrt(2 / width) relative, compounding over layers.

@@ -115,6 +115,26 @@ def test_save_and_load_a_converted_plain_module(tmp_path):
     torch.testing.assert_close(loaded(x), converted(x), rtol=0, atol=0)
 
 
+def test_an_interrupted_save_keeps_the_previous_one(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    converted, _ = orthoact.convert(nn.Sequential(nn.Linear(4, 8), nn.GELU()), "hermite", 3)
+    orthoact.save_converted(converted, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["model.safetensors", "orthoact.json"]
+
+    def crash(model, filename, *args, **kwargs):
+        open(filename, "wb").write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_model", crash)
+    with torch.no_grad():
+        converted[1].coefficients.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        orthoact.save_converted(converted, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # intact, no temporary left
+
+
 def test_load_converted_refuses_a_mismatch_and_changes_nothing(tmp_path):
     converted, _ = orthoact.convert(nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 2)), "hermite", 3)
     orthoact.save_converted(converted, tmp_path / "saved")

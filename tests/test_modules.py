@@ -148,6 +148,20 @@ def test_paper_init_values():
     assert torch.equal(orthoact.Tropical(4).offsets, torch.ones(1, 5))
 
 
+
+@pytest.mark.parametrize("version", ["A", "B"])
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_rational_identity_init_is_x_and_its_zero_denominator_gets_no_gradient(version, backend):
+    """KAT's identity start: F(x) = x exactly; |.| has zero slope at 0, so only the numerator learns
+    (documented in Rational's docstring), as in rational-activations."""
+    act = orthoact.Rational(5, 4, version=version, init="identity", backend=backend)
+    x = torch.randn(4096)
+    y = act(x)
+    assert torch.equal(y, x)
+    y.square().sum().backward()
+    assert torch.count_nonzero(act.denominator.grad) == 0
+    assert torch.count_nonzero(act.numerator.grad) > 0
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_state_dict_round_trip(variant, tmp_path):
     a = make(variant, groups=2, dtype=torch.float32, seed=1)

@@ -20,6 +20,7 @@ import copy
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,8 +456,18 @@ def save_converted(model: nn.Module, folder) -> Path:
     if not sites:
         raise ValueError(f"{type(model).__name__} has no orthoact activation: there is no conversion to save")
     description = {"format": FORMAT, "version": FORMAT_VERSION, "model_class": type(model).__qualname__, "sites": sites}
-    save_model(model, str(folder / WEIGHTS_FILE))
-    (folder / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2))
+    # Each file is written beside its target and renamed over it, so an interrupted save never
+    # leaves a truncated file; the description goes last, as the mark of a complete save.
+    weights_tmp = folder / f".{WEIGHTS_FILE}.tmp"
+    description_tmp = folder / f".{DESCRIPTION_FILE}.tmp"
+    try:
+        save_model(model, str(weights_tmp))
+        os.replace(weights_tmp, folder / WEIGHTS_FILE)
+        description_tmp.write_text(json.dumps(description, indent=2))
+        os.replace(description_tmp, folder / DESCRIPTION_FILE)
+    finally:
+        for tmp in (weights_tmp, description_tmp):
+            tmp.unlink(missing_ok=True)
     return folder
 
 

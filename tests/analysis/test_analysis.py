@@ -112,6 +112,9 @@ def test_make_activation_errors():
         make_activation("tropical", 5, "naive")
     with pytest.raises(ValueError, match="family must be one of"):
         make_activation("swish", None, "paper")
+    with pytest.raises(ValueError, match="degree must be a positive int for init='naive', got 'x'"):
+        make_activation("hermite", "x", "naive")
+    assert make_activation("hermite", "4", "naive").degree == 4  # the CLI passes --degree as text
 
 
 @pytest.mark.parametrize("family", orthoact.FAMILIES)

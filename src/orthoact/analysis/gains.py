@@ -59,7 +59,14 @@ def naive_hermite(degree: int) -> Hermite:
     return module
 
 
-def make_activation(family: str, degree: int | None, init: str):
+def _int_degree(degree) -> int:
+    try:
+        return int(degree)
+    except (TypeError, ValueError):
+        raise ValueError(f"degree must be a positive int for init='naive', got {degree!r}") from None
+
+
+def make_activation(family: str, degree: int | str | None, init: str):
     """An activation by family name ("gelu", "relu", ... or a basis family) and init."""
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
@@ -67,7 +74,7 @@ def make_activation(family: str, degree: int | None, init: str):
         if init == "naive":
             if family != "hermite":
                 raise ValueError("init='naive' (plain monomial coefficients) exists for the hermite family only")
-            return naive_hermite(degree or 3)
+            return naive_hermite(3 if not degree else _int_degree(degree))
         if init == "unit" and family != "hermite":
             raise ValueError("init='unit' exists for the hermite family only")
         kwargs = {"init": init} if family == "hermite" else {}

@@ -1,6 +1,6 @@
 """Compiling and loading the fused CPU kernels (``kernels/*.cpp``, ``kernels/*.h``).
 
-The kernels are plain C++ with OpenMP and no PyTorch headers, so they build in about 15 seconds with
+The kernels are plain C++ with OpenMP and no PyTorch headers, so they build in about 15-30 seconds with
 the system compiler on first use. ``families.inc`` is generated from the family declarations (the
 headers to include and the ``code -> struct`` table), so the C++ never repeats a family code. The
 shared library is cached under ``$ORTHOACT_CACHE_DIR`` (or ``$XDG_CACHE_HOME/orthoact``, default

@@ -94,3 +94,13 @@ def test_sweep_runs_resumes_and_summarizes(dataset, tmp_path):
     with pytest.raises(ValueError, match="holds a finished run with other settings"):
         sweep("shakespeare-char", ["gelu"], [0], tiny(dataset) + ["train.max_steps=6", "train.act_lr_mult=1,10"], out,
               log=logs.append)
+    # the demo's reference: each activation's paired differences to GELU, read back by the demo
+    from orthoact import demo
+
+    written = demo.write_reference(out, "train.act_lr_mult=10", tmp_path / "reference.json")
+    data = json.loads((out / "summary.json").read_text())
+    row = next(r for r in data["cells"]["train.act_lr_mult=10"] if r["act"] == "tropical:3")
+    assert written["steps"] == 4 and written["acts"]["tropical:3"]["values"] == row["paired"]["values"]
+    assert len(row["paired"]["values"]) == 2 and "gelu" not in written["acts"]
+    assert "--seeds 0,1" in written["source"] and "cell train.act_lr_mult=10" in written["source"]
+    assert json.loads((tmp_path / "reference.json").read_text()) == written

@@ -3,9 +3,10 @@
 Fetches the data if needed, runs ``orthoact sweep`` over GELU and the families (one seed, the same
 data order for all) on the ``shakespeare-char`` preset with each family's tuned learning-rate
 multiplier, prints the validation-loss table and, for each activation, whether its difference to
-GELU is larger than the seed-to-seed spread measured at these very settings with three seeds
-(``docs/RESULTS.md``; shipped as ``orthoact/data/demo_reference.json``): the 95% prediction interval
-of one seed's difference, t * s * sqrt(1 + 1/n) from the reference seeds' paired differences. Writes loss curves, the learned
+GELU is larger than the seed-to-seed spread measured in the results page (``docs/RESULTS.md``: the
+same preset and tuned multipliers, three seeds, trained for the steps the shipped
+``orthoact/data/demo_reference.json`` states): the 95% prediction interval of one seed's difference,
+t * s * sqrt(1 + 1/n) from the reference seeds' paired differences. Writes loss curves, the learned
 activation shapes with the inputs each layer received, and a text sample into ``runs/demo/``.
 Finished runs are kept: running it again only redraws (``rm -r runs/demo`` to train again).
 About 10 minutes on a 2-core CPU; the numbers are a small-scale run, not the paper's result.
@@ -32,13 +33,28 @@ def demo_overrides(steps: int) -> list[str]:
             f"train.warmup_steps={max(1, steps // 10)}", "train.eval_iters=50"]
 
 
-def reference_spread(steps: int) -> dict:
-    """Paired differences to GELU measured with three seeds at the demo's settings, if shipped."""
+def reference_spread() -> dict:
+    """The results page's paired differences to GELU over seeds (``{"steps", "source", "acts"}``;
+    empty if not shipped)."""
     try:
-        data = json.loads(resources.files("orthoact.data").joinpath("demo_reference.json").read_text())
+        return json.loads(resources.files("orthoact.data").joinpath("demo_reference.json").read_text())
     except (FileNotFoundError, ModuleNotFoundError):
         return {}
-    return data["acts"] if data.get("steps") == steps else {}
+
+
+def write_reference(sweep_dir: str | Path, cell: str, dest: str | Path) -> dict:
+    """Write the demo's reference (each activation's paired differences to the first one over seeds)
+    from one cell of a summarised ``orthoact sweep`` folder."""
+    summary = json.loads((Path(sweep_dir) / "summary.json").read_text())
+    plan = summary["plan"]
+    steps = next((int(o.split("=", 1)[1]) for o in plan["overrides"] if o.startswith("train.max_steps=")), None)
+    acts = {row["act"]: {"mean": row["paired"]["mean"], "values": row["paired"]["values"]}
+            for row in summary["cells"][cell] if row.get("paired")}
+    data = {"steps": steps, "source": f"orthoact sweep --preset {plan['preset']} --seeds "
+            f"{','.join(map(str, plan['seeds']))} {' '.join(plan['overrides'])} (cell {cell}; docs/RESULTS.md)",
+            "acts": acts}
+    Path(dest).write_text(json.dumps(data, indent=2) + "\n")
+    return data
 
 
 def run_demo(steps: int | None = None, activations: list[str] | None = None, out_dir: str = "runs/demo") -> int:
@@ -70,10 +86,14 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
     data = load_sweep(out)
     runs = {r["act"]: r for r in data["runs"] if r["done"]}
     base = runs.get("gelu")
-    spread = reference_spread(steps)
+    reference = reference_spread()
+    spread = reference.get("acts", {})
     print(f"\nvalidation loss after {steps} steps (seed 0; same data order for every activation; each family with "
           "its tuned learning-rate multiplier):")
-    print(f"{'activation':<22}{'val loss':>10}{'val ppl':>9}{'s/step':>8}{'/ GELU':>8}{'- GELU':>9}   seed spread (3 seeds, same settings)")
+    if reference:
+        print(f"seed spread: paired differences to GELU over seeds from the results page, {reference['steps']} steps "
+              f"({reference['source']})")
+    print(f"{'activation':<22}{'val loss':>10}{'val ppl':>9}{'s/step':>8}{'/ GELU':>8}{'- GELU':>9}   vs the seed spread")
     results = {}
     for act in activations:
         r = runs.get(act)
@@ -88,7 +108,7 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
             ref = spread.get(act)
             half = prediction_half_width(ref["values"]) if ref and len(ref.get("values", [])) > 1 else None
             if half is None:
-                verdict = "no reference measured at these settings"
+                verdict = "no seed spread measured for it"
             else:  # one new seed's difference against the spread of the reference seeds' differences
                 beyond = abs(diff) > half
                 word = "better" if diff < 0 else "worse"

@@ -20,6 +20,7 @@ SPEC = declare(FamilySpec(
         ParamSpec("phases", lambda n: n),
     ),
     default_degree=5,
+    lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, bias, coefficients, frequencies, phases: fourier_series(
         x, bias[0], coefficients, frequencies, phases),
     degree_of=lambda columns: columns["coefficients"],

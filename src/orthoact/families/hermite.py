@@ -22,6 +22,7 @@ SPEC = declare(FamilySpec(
     name="hermite",
     params=(ParamSpec("coefficients", lambda n: n + 1),),
     default_degree=3,
+    lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, coefficients: hermite_series(x, coefficients),
     degree_of=lambda columns: columns["coefficients"] - 1,
     gains=hermite_gains,

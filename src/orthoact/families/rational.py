@@ -37,6 +37,7 @@ SPEC = declare(FamilySpec(
     name="rational",
     params=(ParamSpec("numerator", lambda d: d[0] + 1), ParamSpec("denominator", lambda d: d[1])),
     default_degree=(5, 4),
+    lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, numerator, denominator, version: rational_value(x, numerator, denominator, version),
     degree_of=lambda columns: (columns["numerator"] - 1, columns["denominator"]),
     gains=rational_gains,

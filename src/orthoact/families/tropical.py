@@ -21,6 +21,7 @@ SPEC = declare(FamilySpec(
     name="tropical",
     params=(ParamSpec("offsets", lambda n: n + 1),),
     default_degree=5,
+    lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=_evaluate,
     degree_of=lambda columns: columns["offsets"] - 1,
     gains=tropical_gains,

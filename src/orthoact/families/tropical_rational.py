@@ -22,6 +22,7 @@ SPEC = declare(FamilySpec(
     name="tropical_rational",
     params=tuple(ParamSpec(name, lambda n: n + 1) for name in PARAMS),
     default_degree=5,
+    lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, p, a, q, b: max_affine(x, p, a) - max_affine(x, q, b),
     degree_of=lambda columns: columns["slopes_num"] - 1,
     gains=tropical_rational_gains,

@@ -149,9 +149,13 @@ def plot_cell(sweep: dict, cell: str, path: Path) -> Path:
         steps = sorted(set.intersection(*(set(c) for c in curves)))
         mean = [statistics.fmean(c[s] for c in curves) for s in steps]
         std = [statistics.stdev([c[s] for c in curves]) if len(curves) > 1 else 0.0 for s in steps]
-        ax.plot(steps, mean, color=f"C{i}", lw=2, label=f"{act} ({len(curves)} seeds)")
-        ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=f"C{i}", alpha=0.2)
+        few = len(steps) < 5  # e.g. one evaluation per epoch: points and error bars, not a band
+        ax.plot(steps, mean, color=f"C{i}", lw=2, marker="o" if few else None, label=f"{act} ({len(curves)} seeds)")
+        if few:
+            ax.errorbar(steps, mean, yerr=std, color=f"C{i}", capsize=4, ls="none")
+        else:
+            ax.fill_between(steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                            color=f"C{i}", alpha=0.2)
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (mean ± std over seeds)")
     ax.set_title(cell, fontsize=9)

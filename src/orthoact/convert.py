@@ -20,7 +20,6 @@ import copy
 import itertools
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orthoact import family as families
+from orthoact._io import write_atomic
 from orthoact._progress import progress as progress_bar
 from orthoact.activation import BasisActivation
 from orthoact.fit import fit
@@ -458,16 +458,8 @@ def save_converted(model: nn.Module, folder) -> Path:
     description = {"format": FORMAT, "version": FORMAT_VERSION, "model_class": type(model).__qualname__, "sites": sites}
     # Each file is written beside its target and renamed over it, so an interrupted save never
     # leaves a truncated file; the description goes last, as the mark of a complete save.
-    weights_tmp = folder / f".{WEIGHTS_FILE}.tmp"
-    description_tmp = folder / f".{DESCRIPTION_FILE}.tmp"
-    try:
-        save_model(model, str(weights_tmp))
-        os.replace(weights_tmp, folder / WEIGHTS_FILE)
-        description_tmp.write_text(json.dumps(description, indent=2))
-        os.replace(description_tmp, folder / DESCRIPTION_FILE)
-    finally:
-        for tmp in (weights_tmp, description_tmp):
-            tmp.unlink(missing_ok=True)
+    write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_model(model, tmp))
+    write_atomic(folder / DESCRIPTION_FILE, lambda tmp: Path(tmp).write_text(json.dumps(description, indent=2)))
     return folder
 
 

@@ -2,55 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def _umask() -> int:
-    """The process umask, read without changing it where /proc allows (os.umask sets it, briefly
-    process-wide, which a thread creating a file at that moment would see)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+from orthoact._io import write_atomic
 
 
 def save_atomic(obj: dict, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash mid-write never
-    leaves a truncated checkpoint at ``path``. The file gets the permissions of any new file (the
-    umask), and the folder is synced so the rename itself survives a crash."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        folder = os.open(path.parent, os.O_RDONLY)
-    except OSError:  # a platform without directory fds: the rename is still atomic
-        return
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    """``torch.save`` through :func:`orthoact._io.write_atomic`: a crash mid-write never leaves a
+    truncated checkpoint at ``path``."""
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load(path: str | Path, map_location="cpu") -> dict:

@@ -104,3 +104,112 @@ def test_sweep_runs_resumes_and_summarizes(dataset, tmp_path):
     assert len(row["paired"]["values"]) == 2 and "gelu" not in written["acts"]
     assert "--seeds 0,1" in written["source"] and "cell train.act_lr_mult=10" in written["source"]
     assert json.loads((tmp_path / "reference.json").read_text()) == written
+
+
+def test_plan_tune_values_sharing_and_merge(tmp_path):
+    from orthoact.sweep import Tune, next_value, plan_tune
+
+    tune = Tune.parse("train.lr=5e-4,1e-3", [0], ["train.max_steps=10"])
+    runs = plan_tune("shakespeare-char", "lm", ["gelu", "hermite:3"], tune, ["train.max_steps=50", "train.act_lr_mult=1,10"],
+                     tmp_path)
+    assert len(runs) == 2 * 2 * 2  # cells x values x activations (one tune seed)
+    assert {r.stage for r in runs} == {"tune"} and {r.value for r in runs} == {"5e-4", "1e-3"}
+    first = runs[0]
+    assert first.folder == tmp_path / "tune" / "train.act_lr_mult=1" / "train.lr=5e-4" / "gelu-s0"
+    # the tune override replaces the sweep's value of the same key; the tuned key comes last
+    assert first.cell_overrides == ["train.act_lr_mult=1", "train.max_steps=10", "train.lr=5e-4"]
+    # gelu has no activation parameters: one run per value, shared by both multiplier cells
+    gelu = [r for r in runs if r.act == "gelu"]
+    assert len({r.folder for r in gelu}) == 2
+    # a value list of its own for one activation (an extension)
+    more = plan_tune("shakespeare-char", "lm", ["gelu", "hermite:3"], tune, [], tmp_path,
+                     values={("base", "hermite:3"): ["5e-4", "1e-3", "0.002"]})
+    assert sorted(r.value for r in more if r.act == "hermite:3") == ["0.002", "1e-3", "5e-4"]
+    assert len([r for r in more if r.act == "gelu"]) == 2
+    assert next_value(["5e-4", "1e-3", "2e-3"], "high") == "0.004"
+    assert next_value(["5e-4", "1e-3", "2e-3"], "low") == "0.00025"
+    assert next_value(["0", "1"], "high") == "2" and next_value(["a", "b"], "high") is None
+    for bad, message in [("train.lr", "at least two values"), ("train.lr=1e-3", "at least two values"),
+                         ("train.seed=1,2", "cannot tune train.seed"), ("train.lr=1,1", "lists a value twice")]:
+        with pytest.raises(ValueError, match=message):
+            Tune.parse(bad)
+    with pytest.raises(ValueError, match=re.escape("--tune sets lr for every run; remove the override 'train.lr=1e-3'")):
+        plan_tune("shakespeare-char", "lm", ["gelu"], Tune.parse("lr=1e-3,2e-3"), ["train.lr=1e-3"], tmp_path)
+
+
+def test_tune_grid_best_and_edges():
+    from orthoact.analysis.sweeps import tune_grid
+
+    def run(act, value, loss, seed=0):
+        return {"stage": "tune", "cell": "base", "act": act, "value": value, "seed": seed, "done": loss is not None,
+                "final": {} if loss is None else {"val_loss": loss}}
+
+    data = {"plan": {"tune": {"key": "train.lr"}}, "runs": [
+        run("a", "1e-3", 2.0), run("a", "2e-3", 1.5), run("a", "4e-3", 1.7),             # interior optimum
+        run("b", "1e-3", 2.0), run("b", "2e-3", 1.9), run("b", "4e-3", 1.8),             # best at the high edge
+        run("c", "1e-3", 1.0), run("c", "1e-3", 3.0, seed=1), run("c", "4e-3", 1.9),     # mean over seeds: 2.0 vs 1.9
+        run("d", "1e-3", None), run("d", "4e-3", float("nan")),                          # failed and diverged
+        {"stage": "final", "cell": "base", "act": "a", "value": "2e-3", "seed": 0, "done": True, "final": {"val_loss": 0.1}},
+    ]}
+    grid = tune_grid(data)["base"]
+    assert (grid["a"]["best"], grid["a"]["edge"]) == ("2e-3", None)
+    assert (grid["b"]["best"], grid["b"]["edge"]) == ("4e-3", "high")
+    assert grid["c"]["losses"] == {"1e-3": 2.0, "4e-3": 1.9} and grid["c"]["best"] == "4e-3"
+    assert grid["d"]["best"] is None and grid["d"]["values"] == ["1e-3", "4e-3"]
+
+
+def test_tuned_sweep_extends_chooses_and_compares(dataset, tmp_path, capsys):
+    from orthoact.cli import main
+
+    out = tmp_path / "tuned"
+    # tiny runs: a larger learning rate is better here, so the best sits at the high edge and is extended
+    argv = ["sweep", "--preset", "shakespeare-char", "--act", "gelu,tropical:3", "--seeds", "0,1", "--out", str(out),
+            "--jobs", "2", "--tune", "train.lr=1e-5,1e-4", "--tune-override", "train.max_steps=3", "--tune-extend",
+            *tiny(dataset), "train.min_lr=1e-6"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    plan_data = json.loads((out / "sweep.json").read_text())
+    assert plan_data["tune"] == {"key": "train.lr", "values": ["1e-5", "1e-4"], "seeds": [0],
+                                 "overrides": ["train.max_steps=3"], "extend": True}
+    stage1 = [r for r in plan_data["runs"] if r["stage"] == "tune"]
+    final = [r for r in plan_data["runs"] if r["stage"] == "final"]
+    assert {r["value"] for r in stage1} >= {"1e-5", "1e-4", "0.001"}  # extended at least once
+    assert len(final) == 2 * 2 and len({r["value"] for r in final if r["act"] == "gelu"}) == 1
+    data = json.loads((out / "summary.json").read_text())
+    for act in ("gelu", "tropical:3"):
+        entry = data["tune"]["base"][act]
+        assert entry["best"] == next(r["value"] for r in final if r["act"] == act)
+        assert len(entry["values"]) >= 3
+        # stage 2 ran every seed at that value, with the sweep's overrides (4 steps), not stage 1's (3)
+        for seed in (0, 1):
+            run = next(r for r in final if r["act"] == act and r["seed"] == seed)
+            rows = [json.loads(line) for line in (out / run["folder"] / "metrics.jsonl").read_text().splitlines()]
+            assert max(r["step"] for r in rows) == 4
+            config = json.loads((out / run["folder"] / "config.json").read_text())
+            assert config["train"]["lr"] == float(entry["best"])
+    summary = (out / "summary.md").read_text()
+    assert "## Stage 1: tuning `train.lr`" in summary and "--tune train.lr=1e-5,1e-4" in summary
+    assert "## Stage 2: base, each activation at its chosen train.lr" in summary
+    assert "| activation | tuned train.lr | seeds |" in summary
+    assert (out / "tune_base.png").exists() and (out / "curves_base.png").exists()
+    assert "chosen train.lr in base" in printed or "Stage 2" in printed
+    # resuming the whole tuned sweep runs nothing new
+    assert main(argv) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+
+def test_sweep_fails_loudly(dataset, tmp_path, capsys, monkeypatch):
+    from orthoact.cli import main
+
+    # a dataset that is not prepared: one message naming the command, before any run starts
+    monkeypatch.setenv("ORTHOACT_DATA_DIR", str(tmp_path / "empty"))
+    assert main(["sweep", "--preset", "shakespeare-char", "--act", "gelu", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "dataset 'shakespeare-char' is not prepared" in err and "orthoact data shakespeare" in err
+    assert not (tmp_path / "x").exists()
+    # every run failing: the summary is written and the exit status is non-zero
+    assert main(["sweep", "--preset", "shakespeare-char", "--act", "hermite:3(groups=7)", "--seeds", "0",
+                 "--out", str(tmp_path / "y"), *tiny(dataset)]) == 1
+    assert "1 run(s) failed" in capsys.readouterr().err
+    assert (tmp_path / "y" / "summary.md").exists()
+    assert main(["sweep", "--preset", "shakespeare-char", "--act", "gelu", "--tune-extend"]) == 2

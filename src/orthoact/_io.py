@@ -49,3 +49,11 @@ def write_atomic(path: str | Path, write: Callable[[str], None]) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def write_json(path: str | Path, data) -> None:
+    """``data`` as indented JSON at ``path``, written atomically (see :func:`write_atomic`)."""
+    import json
+
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text))

@@ -117,17 +117,33 @@ def _sweep(args) -> int:
         return 0
     if not args.preset or not args.act:
         raise ValueError("orthoact sweep needs --preset and --act (or --summarize DIR)")
-    from orthoact.sweep import split_top_level, sweep
+    from orthoact.sweep import Tune, split_top_level, sweep
 
-    try:
-        seeds = [int(s) for s in split_top_level(args.seeds)]
-    except ValueError:
-        raise ValueError(f"--seeds must be a comma list of ints, e.g. 0,1,2; got {args.seeds!r}") from None
+    seeds = _seed_list("--seeds", args.seeds)
     if args.jobs < 1:
         raise ValueError(f"--jobs must be a positive int, got {args.jobs}")
-    out = sweep(args.preset, split_top_level(args.act), seeds, args.overrides, args.out, args.jobs)
-    print((out / "summary.md").read_text())
+    tune = None
+    if args.tune:
+        tune = Tune.parse(args.tune, _seed_list("--tune-seeds", args.tune_seeds), args.tune_override, args.tune_extend)
+    elif args.tune_override or args.tune_extend or args.tune_seeds != "0":
+        raise ValueError("--tune-seeds, --tune-override and --tune-extend go with --tune KEY=v1,v2,...")
+    outcome = sweep(args.preset, split_top_level(args.act), seeds, args.overrides, args.out, args.jobs, tune=tune)
+    print((outcome.out / "summary.md").read_text())
+    if not outcome.ok:
+        print(f"orthoact: error: {len(outcome.failed)} run(s) failed" +
+              (f", no value chosen for {', '.join(outcome.untuned)}" if outcome.untuned else "") +
+              f" (see their error.log under {outcome.out})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _seed_list(option: str, text: str) -> list[int]:
+    from orthoact.sweep import split_top_level
+
+    try:
+        return [int(s) for s in split_top_level(text)]
+    except ValueError:
+        raise ValueError(f"{option} must be a comma list of ints, e.g. 0,1,2; got {text!r}") from None
 
 
 def _demo(args) -> int:
@@ -282,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="sweep folder (default runs/sweep-<preset>)")
     p.add_argument("--jobs", type=int, default=1, help="runs at once, each with cores/jobs threads (default 1)")
     p.add_argument("--summarize", metavar="DIR", help="only (re)write the summary of an existing sweep folder")
+    p.add_argument("--tune", metavar="KEY=v1,v2,...",
+                   help="stage 1: every activation at every value (e.g. train.lr=5e-4,1e-3,2e-3,4e-3); stage 2: "
+                        "every seed of each activation at its best value (lowest final validation/test loss)")
+    p.add_argument("--tune-seeds", default="0", help="seeds of stage 1 (default 0)")
+    p.add_argument("--tune-override", action="append", default=[], metavar="key=value",
+                   help="an override for stage 1 only, e.g. train.max_steps=1000 (repeatable)")
+    p.add_argument("--tune-extend", action="store_true",
+                   help="a best value at the edge of the grid adds the next value on that side (at most twice)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="as for train; a comma list makes a grid (train.act_lr_mult=1,10; act.init=paper,gelu)")
     p.set_defaults(func=_sweep)

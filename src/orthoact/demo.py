@@ -80,8 +80,8 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
     info = load_fused_kernels()
     print(f"fused CPU kernels: {info.error or ('compiled in %.1f s' % info.seconds if info.compiled else 'loaded from cache')}",
           flush=True)
-    sweep("shakespeare-char", activations, [0], demo_overrides(steps), out, jobs=1,
-          log=lambda m: print(m, flush=True))
+    outcome = sweep("shakespeare-char", activations, [0], demo_overrides(steps), out, jobs=1,
+                    log=lambda m: print(m, flush=True))
 
     data = load_sweep(out)
     runs = {r["act"]: r for r in data["runs"] if r["done"]}
@@ -149,4 +149,4 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
         print("-" * 60)
     print(f"demo finished in {time.perf_counter() - start:.0f} s (runs kept in {out}/{slug('base')}; "
           f"rm -r {out} to train again)")
-    return 0
+    return 0 if outcome.ok else 1

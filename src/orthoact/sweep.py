@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orthoact._io import write_json
+from orthoact.analysis.sweeps import as_number, sorted_values
 from orthoact.registry import parse_spec
 from orthoact.train.config import load_preset, slug
 from orthoact.train.trainer import read_metrics
@@ -47,7 +49,8 @@ class Run:
     status: str = "pending"  # pending | done | failed
     seconds: float = 0.0
     error: str = ""
-    extra: dict = field(default_factory=dict)
+    stage: str = "final"  # "tune" (stage 1 of a tuned sweep) or "final"
+    value: str | None = None  # the tuned key's value of a tuned sweep's run
 
     @property
     def name(self) -> str:
@@ -100,15 +103,8 @@ RESERVED = {"act": "--act", "activation": "--act", "model.activation": "--act", 
             "overwrite": "(automatic)", "train.overwrite": "(automatic)"}
 
 
-def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: list[str], out: Path) -> list[Run]:
-    """Every run of the sweep, in order: cell, then seed, then activation (so a partial sweep already
-    compares activations on the same seeds)."""
-    if not acts:
-        raise ValueError("--act needs at least one activation, e.g. --act gelu,hermite:3")
-    for act in acts:
-        parse_spec(act)  # unknown names fail before anything runs
-    if not seeds:
-        raise ValueError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+def _grid(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """Split overrides into fixed ones, grid axes (comma lists) and activation-option axes (``act.KEY``)."""
     fixed, axes, act_axes = [], [], []
     for item in overrides:
         if "=" not in item:
@@ -123,31 +119,174 @@ def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: l
             axes.append((key, values))
         else:
             fixed.append(item)
-    keys = [k for k, _ in axes] + [f"act.{k}" for k, _ in act_axes]
-    from orthoact import family as families
+    return fixed, axes, act_axes
 
-    runs, seen = [], {}
+
+def cells(overrides: list[str]) -> list[tuple[str, list[str], dict]]:
+    """Every cell of the grid the overrides span: ``(name, overrides, activation options)``."""
+    fixed, axes, act_axes = _grid(overrides)
+    keys = [k for k, _ in axes] + [f"act.{k}" for k, _ in act_axes]
+    out = []
     for combo in itertools.product(*[v for _, v in axes], *[v for _, v in act_axes]):
         cell_items = [f"{k}={v}" for k, v in zip(keys, combo)]
-        cell = ",".join(cell_items) if cell_items else "base"
         act_options = dict(zip([k for k, _ in act_axes], combo[len(axes):]))
         cell_overrides = fixed + [f"{k}={v}" for (k, _), v in zip(axes, combo[: len(axes)])]
+        out.append((",".join(cell_items) if cell_items else "base", cell_overrides, act_options))
+    return out
+
+
+def _check_names(acts: list[str], seeds: list[int], what: str = "--seeds") -> None:
+    if not acts:
+        raise ValueError("--act needs at least one activation, e.g. --act gelu,hermite:3")
+    for act in acts:
+        parse_spec(act)  # unknown names fail before anything runs
+    if not seeds:
+        raise ValueError(f"{what} needs at least one seed, e.g. {what} 0,1,2")
+
+
+def _new_run(cell: str, cell_overrides: list[str], act: str, seed: int, folder: Path, seen: dict, **extra) -> Run:
+    """A run, sharing the folder of an identical run planned before (same activation, seed and
+    overrides that matter for it)."""
+    from orthoact import family as families
+
+    run = Run(cell, cell_overrides, act, seed, folder, **extra)
+    # A baseline without learnable activation parameters (gelu) is the same run whatever the
+    # activations' learning-rate multiplier: run it once.
+    effective = run.cell_overrides
+    if parse_spec(act)[0] not in families.names():
+        effective = [o for o in effective if not o.startswith(("train.act_lr_mult=", "act_lr_mult="))]
+    run.effective = list(effective)
+    key = (act, seed, tuple(sorted(effective)))
+    run.folder = seen.setdefault(key, folder)
+    return run
+
+
+def plan(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: list[str], out: Path,
+         seen: dict | None = None) -> list[Run]:
+    """Every run of the sweep, in order: cell, then seed, then activation (so a partial sweep already
+    compares activations on the same seeds)."""
+    _check_names(acts, seeds)
+    seen = {} if seen is None else seen
+    runs = []
+    for cell, cell_overrides, act_options in cells(overrides):
+        for seed in seeds:
+            for act in acts:
+                runs.append(_new_run(cell, cell_overrides, with_options(act, act_options), seed,
+                                     out / slug(cell) / f"{slug(act)}-s{seed}", seen))
+    return runs
+
+
+@dataclass
+class Tune:
+    """Stage 1 of a tuned sweep: every activation at every value of ``key`` (on ``seeds``, with
+    ``overrides`` on top of the sweep's), each activation's best value by final validation loss, and
+    ``extend``: a best value at the edge of the grid adds the next value on that side (at most
+    ``MAX_EXTENSIONS`` times)."""
+
+    key: str
+    values: list[str]
+    seeds: list[int] = field(default_factory=lambda: [0])
+    overrides: list[str] = field(default_factory=list)
+    extend: bool = False
+
+    MAX_EXTENSIONS = 2
+
+    @classmethod
+    def parse(cls, text: str, seeds: list[int] | None = None, overrides: list[str] | None = None,
+              extend: bool = False) -> Tune:
+        """From ``--tune KEY=v1,v2,...``."""
+        key, sep, values = text.partition("=")
+        values = split_top_level(values)
+        if not sep or not key.strip() or len(values) < 2:
+            raise ValueError(f"--tune must be KEY=v1,v2,... with at least two values, e.g. train.lr=5e-4,1e-3,2e-3; "
+                             f"got {text!r}")
+        key = key.strip()
+        if key in RESERVED or key.startswith("act."):
+            raise ValueError(f"--tune cannot tune {key} (the sweep sets it, or it is an activation option: "
+                             "compare those with --act)")
+        if len(set(values)) != len(values):
+            raise ValueError(f"--tune lists a value twice: {text!r}")
+        for item in overrides or []:
+            if "=" not in item:
+                raise ValueError(f"--tune-override {item!r} must be key=value")
+            if len(split_top_level(item.split("=", 1)[1])) > 1:
+                raise ValueError(f"--tune-override {item!r} must have one value (the grid is --tune's)")
+        return cls(key, values, list(seeds if seeds is not None else [0]), list(overrides or []), extend)
+
+
+def _merge(kind: str, base: list[str], extra: list[str]) -> list[str]:
+    """``base`` overrides with those of ``extra`` replacing any of the same key."""
+    from orthoact.train.config import canonical_key
+
+    sections = _sections(kind)
+    keys = {canonical_key(sections, item.split("=", 1)[0]) for item in extra}
+    return [o for o in base if canonical_key(sections, o.split("=", 1)[0]) not in keys] + list(extra)
+
+
+def _check_tune_key(kind: str, tune: Tune, overrides: list[str]) -> None:
+    from orthoact.train.config import canonical_key
+
+    sections = _sections(kind)
+    key = canonical_key(sections, tune.key)
+    for item in [*overrides, *tune.overrides]:
+        if canonical_key(sections, item.split("=", 1)[0]) == key:
+            raise ValueError(f"--tune sets {tune.key} for every run; remove the override {item!r}")
+
+
+def plan_tune(preset: str, kind: str, acts: list[str], tune: Tune, overrides: list[str], out: Path,
+              seen: dict | None = None, values: dict | None = None) -> list[Run]:
+    """Stage 1: every cell x tuned value x tune seed x activation, in ``OUT/tune/<cell>/<key=value>/``.
+    ``values`` gives a cell's activation its own value list (``{(cell, act): [values]}``, grown by
+    extensions); the others take ``tune.values``."""
+    _check_names(acts, tune.seeds, "--tune-seeds")
+    _check_tune_key(kind, tune, overrides)
+    seen = {} if seen is None else seen
+    runs = []
+    for cell, cell_overrides, act_options in cells(overrides):
+        merged = _merge(kind, cell_overrides, tune.overrides)
+        for act in acts:
+            full_act = with_options(act, act_options)
+            for value in (values or {}).get((cell, full_act), tune.values):
+                for seed in tune.seeds:
+                    setting = f"{tune.key}={value}"
+                    folder = out / "tune" / slug(cell) / slug(setting) / f"{slug(act)}-s{seed}"
+                    runs.append(_new_run(cell, merged + [setting], full_act, seed, folder, seen, stage="tune",
+                                         value=value))
+    # the same order as plan(): value, then seed, then activation
+    return sorted(runs, key=lambda r: (r.cell, _value_rank(tune, r.value), r.seed))
+
+
+def _value_rank(tune: Tune, value: str) -> float:
+    return tune.values.index(value) if value in tune.values else len(tune.values) + (as_number(value) or 0.0)
+
+
+def next_value(values: list[str], side: str) -> str | None:
+    """The value beyond the ``"low"`` or ``"high"`` edge of a numeric grid: the same ratio as the last
+    step when the values are positive (5e-4, 1e-3, 2e-3 -> 4e-3), else the same difference; ``None``
+    for a grid that is not numeric."""
+    ordered = sorted_values(values)
+    numbers = [as_number(v) for v in ordered]
+    if None in numbers or len(numbers) < 2:
+        return None
+    edge, inner = (numbers[-1], numbers[-2]) if side == "high" else (numbers[0], numbers[1])
+    beyond = edge * edge / inner if edge > 0 and inner > 0 else 2 * edge - inner
+    return f"{beyond:.6g}"
+
+
+def plan_final(preset: str, kind: str, acts: list[str], seeds: list[int], overrides: list[str], out: Path,
+               tune: Tune, chosen: dict, seen: dict) -> list[Run]:
+    """Stage 2: every seed of each activation at its own best value, ``OUT/<cell>/<key=value>/``."""
+    runs = []
+    for cell, cell_overrides, act_options in cells(overrides):
         for seed in seeds:
             for act in acts:
                 full_act = with_options(act, act_options)
-                run = Run(cell, cell_overrides, full_act, seed, out / slug(cell) / f"{slug(act)}-s{seed}")
-                # A baseline without learnable activation parameters (gelu) is the same run in every
-                # cell that only changes the activations' learning-rate multiplier: run it once.
-                effective = run.cell_overrides
-                if parse_spec(full_act)[0] not in families.names():
-                    effective = [o for o in effective if not o.startswith(("train.act_lr_mult=", "act_lr_mult="))]
-                run.effective = list(effective)
-                key = (full_act, seed, tuple(sorted(effective)))
-                if key in seen:
-                    run.folder = seen[key]
-                else:
-                    seen[key] = run.folder
-                runs.append(run)
+                best = chosen.get(cell, {}).get(full_act)
+                if best is None:
+                    continue
+                setting = f"{tune.key}={best}"
+                runs.append(_new_run(cell, cell_overrides + [setting], full_act, seed,
+                                     out / slug(cell) / slug(setting) / f"{slug(act)}-s{seed}", seen, value=best))
     return runs
 
 
@@ -183,7 +322,7 @@ def _record(run: Run) -> None:
     final = [r for r in read_metrics(run.folder) if "val_loss" in r]
     result = {"act": run.act, "seed": run.seed, "cell": run.cell, "final": final[-1] if final else {},
               "seconds": run.seconds, "settings": settings(run)}
-    (run.folder / DONE_FILE).write_text(json.dumps(result, indent=2))
+    write_json(run.folder / DONE_FILE, result)
 
 
 def execute(kind: str, preset: str, runs: list[Run], jobs: int = 1, log=print) -> list[Run]:
@@ -243,27 +382,124 @@ def execute(kind: str, preset: str, runs: list[Run], jobs: int = 1, log=print) -
     return runs
 
 
+@dataclass
+class SweepOutcome:
+    """What a sweep left: its folder, the runs that failed and, in a tuned sweep, the activations for
+    which no value could be chosen (every stage-1 run of theirs failed)."""
+
+    out: Path
+    failed: list[str] = field(default_factory=list)
+    untuned: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.untuned
+
+
+def _write_plan(out: Path, preset: str, kind: str, acts: list[str], seeds: list[int], overrides: list[str],
+                runs: list[Run], tune: Tune | None) -> None:
+    entries = []
+    for r in runs:
+        entry = {"cell": r.cell, "act": r.act, "seed": r.seed, "folder": str(r.folder.relative_to(out))}
+        if tune is not None:
+            entry |= {"stage": r.stage, "value": r.value}
+        entries.append(entry)
+    data = {"preset": preset, "kind": kind, "acts": acts, "seeds": seeds, "overrides": overrides, "runs": entries}
+    if tune is not None:
+        data["tune"] = {"key": tune.key, "values": tune.values, "seeds": tune.seeds, "overrides": tune.overrides,
+                        "extend": tune.extend}
+    write_json(out / "sweep.json", data)
+
+
 def sweep(preset: str, acts: list[str], seeds: list[int], overrides: list[str], out: str | Path | None = None,
-          jobs: int = 1, log=print) -> Path:
-    """Plan, run and summarize a sweep; returns the output folder."""
+          jobs: int = 1, log=print, tune: Tune | None = None) -> SweepOutcome:
+    """Plan, run and summarize a sweep (with ``tune``: stage 1, the choice of each activation's value,
+    then stage 2); returns the folder and what failed."""
+    from orthoact.analysis.sweeps import summarize, tune_grid
+
     kind = _kind(preset)
+    check_dataset(kind, preset, overrides)
     out = Path(out or f"runs/sweep-{Path(preset).stem}")
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan(preset, kind, acts, seeds, overrides, out)
-    (out / "sweep.json").write_text(json.dumps({
-        "preset": preset, "kind": kind, "acts": acts, "seeds": seeds, "overrides": overrides,
-        "runs": [{"cell": r.cell, "act": r.act, "seed": r.seed, "folder": str(r.folder.relative_to(out))} for r in runs],
-    }, indent=2))
-    execute(kind, preset, runs, jobs, log)
-    for run in runs:  # cells that share a run (a baseline) see its status
-        run.status = "done" if (run.folder / DONE_FILE).is_file() else run.status
-    from orthoact.analysis.sweeps import summarize
-
+    seen: dict = {}
+    runs: list[Run] = []
+    outcome = SweepOutcome(out)
+    if tune is not None:
+        values: dict = {}
+        stage1 = plan_tune(preset, kind, acts, tune, overrides, out, seen)
+        # the sweep's own runs are validated (names, reserved keys) before stage 1 spends any time
+        plan(preset, kind, acts, seeds, overrides, out, {})
+        for round_ in range(Tune.MAX_EXTENSIONS + 1):
+            _write_plan(out, preset, kind, acts, seeds, overrides, stage1, tune)
+            log(f"sweep: stage 1, tuning {tune.key}" + (f" (extension {round_})" if round_ else ""))
+            execute(kind, preset, stage1, jobs, log)
+            grid = tune_grid(_loaded(out))
+            if not tune.extend or round_ == Tune.MAX_EXTENSIONS:
+                break
+            grown = False
+            for cell, by_act in grid.items():
+                for act, entry in by_act.items():
+                    beyond = next_value(entry["values"], entry["edge"]) if entry["edge"] else None
+                    if beyond is not None and beyond not in entry["values"]:
+                        values[(cell, act)] = entry["values"] + [beyond]
+                        log(f"sweep: {act} is best at the {entry['edge']} edge ({tune.key}={entry['best']}) in {cell}; "
+                            f"adding {tune.key}={beyond}")
+                        grown = True
+            if not grown:
+                break
+            stage1 = plan_tune(preset, kind, acts, tune, overrides, out, seen, values)
+        chosen = {cell: {act: e["best"] for act, e in by_act.items() if e["best"] is not None} for cell, by_act in grid.items()}
+        outcome.untuned = [f"{cell}/{act}" for cell, by_act in grid.items() for act, e in by_act.items() if e["best"] is None]
+        for cell, by_act in chosen.items():
+            log(f"sweep: chosen {tune.key} in {cell}: " + ", ".join(f"{a} {v}" for a, v in by_act.items()))
+        runs = stage1 + plan_final(preset, kind, acts, seeds, overrides, out, tune, chosen, seen)
+        log("sweep: stage 2, every seed at each activation's chosen value")
+    else:
+        runs = plan(preset, kind, acts, seeds, overrides, out, seen)
+    _write_plan(out, preset, kind, acts, seeds, overrides, runs, tune)
+    execute(kind, preset, [r for r in runs if r.stage == "final"], jobs, log)
     summarize(out, log=log)
-    failed = [r for r in runs if r.status == "failed"]
-    if failed:
-        log("failed runs (the summary leaves them out): " + ", ".join(r.name for r in failed))
-    return out
+    failed = {r.folder: r.name for r in runs if not (r.folder / DONE_FILE).is_file()}
+    outcome.failed = list(failed.values())
+    if outcome.failed:
+        log("failed runs (the summary leaves them out): " + ", ".join(outcome.failed))
+    if outcome.untuned:
+        log("no value could be chosen (every stage-1 run failed) for: " + ", ".join(outcome.untuned))
+    return outcome
+
+
+def _loaded(out: Path) -> dict:
+    from orthoact.analysis.sweeps import load_sweep
+
+    return load_sweep(out)
+
+
+def _sections(kind: str) -> dict:
+    if kind == "lm":
+        from orthoact.train.lm import SECTIONS
+    else:
+        from orthoact.train.image import SECTIONS
+    return SECTIONS
+
+
+def check_dataset(kind: str, preset: str, overrides: list[str]) -> None:
+    """Raise ``FileNotFoundError`` (naming the ``orthoact data`` command) when the sweep's dataset is
+    not prepared, before any run starts."""
+    fixed = [o for o in _grid(overrides)[0] if not o.startswith("act.")]
+    if kind == "lm":
+        from orthoact.train.lm import resolve_config
+        from orthoact.train.lm_data import resolve_dataset
+
+        resolve_dataset(resolve_config(preset, fixed)["data"].dataset)
+        return
+    from orthoact.train.image import resolve_config
+    from orthoact.train.image_data import fashion_mnist_dir
+
+    dataset = resolve_config(preset, fixed)["data"].dataset
+    if dataset == "fashion-mnist":
+        fashion_mnist_dir()
+    elif not all((Path(dataset) / split).is_dir() for split in ("train", "val")):
+        raise FileNotFoundError(f"image dataset {dataset!r} needs the folders train/<class>/ and val/<class>/")
 
 
 def _kind(preset: str) -> str:

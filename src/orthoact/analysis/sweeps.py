@@ -14,6 +14,7 @@ import math
 import statistics
 from pathlib import Path
 
+from orthoact._io import write_atomic, write_json
 from orthoact.train.config import slug
 from orthoact.train.trainer import read_metrics
 
@@ -48,11 +49,35 @@ def mean_interval(values: list[float]) -> tuple[float, float | None]:
     return m, t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def as_number(text: str) -> float | None:
+    """``float(text)``, or ``None`` when the text is no number."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def sorted_values(values: list[str]) -> list[str]:
+    """Numeric order when every value is a number, else as given."""
+    numbers = [as_number(v) for v in values]
+    return [v for _, v in sorted(zip(numbers, values))] if None not in numbers else list(values)
+
+
 def step_seconds(rows: list[dict]) -> float | None:
     """Median seconds per training step from the logged cumulative training time."""
     points = [(r["step"], r["train_seconds"]) for r in rows if "train_seconds" in r]
     rates = [(t1 - t0) / (s1 - s0) for (s0, t0), (s1, t1) in zip(points, points[1:]) if s1 > s0 and t1 > t0]
     return statistics.median(rates) if rates else None
+
+
+def last_quarter_change(curve: list[tuple[int, float]]) -> float | None:
+    """Final validation loss minus the one at (about) three quarters of the run, from evaluations
+    ``(step, loss)``: how much the loss still moved at the end (``None`` with fewer than 3 points)."""
+    if len(curve) < 3:
+        return None
+    last_step, last = curve[-1]
+    step, loss = min(curve[:-1], key=lambda point: abs(point[0] - 0.75 * last_step))
+    return last - loss
 
 
 def load_sweep(out: str | Path) -> dict:
@@ -68,7 +93,8 @@ def load_sweep(out: str | Path) -> dict:
         done = (folder / "result.json").is_file()
         rows = read_metrics(folder) if done else []
         evals = [r for r in rows if "val_loss" in r]
-        runs.append({**entry, "path": folder, "done": done, "failed": (folder / "error.log").is_file(),
+        runs.append({"stage": "final", "value": None, **entry, "path": folder, "done": done,
+                     "failed": (folder / "error.log").is_file(),
                      "final": evals[-1] if evals else {}, "curve": [(r["step"], r["val_loss"]) for r in evals],
                      "step_seconds": step_seconds(rows)})
     return {"plan": plan, "runs": runs, "out": out}
@@ -85,12 +111,95 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _final_runs(sweep: dict, cell: str) -> list[dict]:
+    """The runs of one cell that the comparison is about (a tuned sweep's stage 2)."""
+    return [r for r in sweep["runs"] if r["cell"] == cell and r["stage"] != "tune"]
+
+
+def tune_grid(sweep: dict) -> dict:
+    """Stage 1 of a tuned sweep: per cell and activation, the tried values (numeric order), the mean
+    final validation loss (image recipes: test loss) over the tune seeds at each, the best value and
+    ``edge``: ``"low"``/``"high"`` when the best is the grid's lowest/highest value (the optimum may
+    lie beyond it), else ``None``. A run that diverged (non-finite loss) counts as the worst."""
+    grid: dict = {}
+    for r in sweep["runs"]:
+        if r["stage"] != "tune":
+            continue
+        entry = grid.setdefault(r["cell"], {}).setdefault(r["act"], {"values": [], "losses": {}, "seeds": {}})
+        if r["value"] not in entry["values"]:
+            entry["values"].append(r["value"])
+        loss = r["final"].get("val_loss") if r["done"] else None
+        if loss is not None:
+            entry["seeds"].setdefault(r["value"], []).append(loss if math.isfinite(loss) else math.inf)
+    for by_act in grid.values():
+        for entry in by_act.values():
+            entry["values"] = sorted_values(entry["values"])
+            entry["losses"] = {v: statistics.fmean(entry["seeds"][v]) for v in entry["values"] if v in entry["seeds"]}
+            finite = {v: loss for v, loss in entry["losses"].items() if math.isfinite(loss)}
+            entry["best"] = min(finite, key=finite.get) if finite else None
+            ends = {entry["values"][0]: "low", entry["values"][-1]: "high"} if len(entry["values"]) > 1 else {}
+            entry["edge"] = ends.get(entry["best"])
+    return grid
+
+
+def tune_table(sweep: dict, cell: str, grid: dict) -> str:
+    """Markdown table of stage 1 in one cell: activations x tried values, the chosen one in bold."""
+    tune = sweep["plan"]["tune"]
+    by_act = grid.get(cell, {})
+    values = sorted_values(list(dict.fromkeys(v for e in by_act.values() for v in e["values"])))
+    head = ["activation", *[f"{tune['key']}={v}" for v in values], "chosen", "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for act, e in by_act.items():
+        cells = [f"`{act}`"]
+        for v in values:
+            loss = e["losses"].get(v)
+            text = "-" if loss is None else ("diverged" if not math.isfinite(loss) else f"{loss:.4f}")
+            cells.append(f"**{text}**" if v == e["best"] else text)
+        cells.append("-" if e["best"] is None else str(e["best"]))
+        note = "every run failed" if e["best"] is None else ""
+        if e["edge"]:
+            note = f"best at the {'lowest' if e['edge'] == 'low' else 'highest'} value: optimum may lie beyond the grid"
+        cells.append(note)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_tune(sweep: dict, cell: str, grid: dict, path: Path) -> Path | None:
+    """Final loss against the tuned value per activation (log axis for positive numbers), the chosen
+    value marked."""
+    from orthoact.analysis.plots import _pyplot, save_figure
+
+    by_act = grid.get(cell, {})
+    if not by_act:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    numeric = all(as_number(v) is not None for e in by_act.values() for v in e["values"])
+    for i, (act, e) in enumerate(by_act.items()):
+        points = [(v, loss) for v, loss in e["losses"].items() if math.isfinite(loss)]
+        xs = [as_number(v) if numeric else e["values"].index(v) for v, _ in points]
+        ax.plot(xs, [loss for _, loss in points], color=f"C{i}", marker="o", lw=1.5, label=act)
+        if e["best"] is not None:
+            ax.plot([as_number(e["best"]) if numeric else e["values"].index(e["best"])], [e["losses"][e["best"]]],
+                    color=f"C{i}", marker="*", ms=14, ls="none")
+    if numeric and all(as_number(v) > 0 for e in by_act.values() for v in e["values"]):
+        ax.set_xscale("log")
+    key = sweep["plan"]["tune"]["key"]
+    ax.set_xlabel(key)
+    ax.set_ylabel("final validation loss (mean over tune seeds)")
+    ax.set_title(f"stage 1: {cell} (star: chosen)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
 def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
     """Markdown table of one cell and its rows as data."""
     kind = sweep["plan"]["kind"]
     metrics = _metrics(kind)
     headline = metrics[0][0]
-    runs = [r for r in sweep["runs"] if r["cell"] == cell]
+    runs = _final_runs(sweep, cell)
+    tuned = "tune" in sweep["plan"]
     acts = list(dict.fromkeys(r["act"] for r in runs))
     by_act = {a: {r["seed"]: r for r in runs if r["act"] == a and r["done"] and r["final"]} for a in acts}
     first = acts[0]
@@ -99,9 +208,13 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
     for act in acts:
         seeds = sorted(by_act[act])
         entry = {"act": act, "seeds": seeds}
+        if tuned:
+            entry["value"] = next((r["value"] for r in runs if r["act"] == act), None)
         for key, _, _ in metrics:
             values = [by_act[act][s]["final"].get(key) for s in seeds if by_act[act][s]["final"].get(key) is not None]
             entry[key] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None) if values else (None, None)
+        changes = [c for s in seeds for c in [last_quarter_change(by_act[act][s]["curve"])] if c is not None]
+        entry["last_quarter_change"] = statistics.fmean(changes) if changes else None
         times = [by_act[act][s]["step_seconds"] for s in seeds if by_act[act][s]["step_seconds"]]
         entry["step_time_ratio"] = statistics.median(times) / first_time if times and first_time == first_time else None
         paired = [by_act[act][s]["final"][headline] - by_act[first][s]["final"][headline]
@@ -112,11 +225,12 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
                                "sd": statistics.stdev(paired) if len(paired) > 1 else None,
                                "beyond_noise": half is not None and abs(m) > half}
         rows.append(entry)
-    head = ["activation", "seeds"] + [label for _, label, _ in metrics] + [f"{metrics[0][1]} - {first} (95% CI)",
-                                                                          f"step time / {first}"]
+    head = ["activation"] + ([f"tuned {sweep['plan']['tune']['key']}"] if tuned else []) + ["seeds"] + [label for _, label, _ in metrics] + [f"{metrics[0][1]} - {first} (95% CI)",
+                                                                          f"step time / {first}",
+                                                                          "loss change, last quarter"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in rows:
-        cells = [f"`{e['act']}`", str(len(e["seeds"]))]
+        cells = [f"`{e['act']}`"] + ([str(e["value"])] if tuned else []) + [str(len(e["seeds"]))]
         for key, _, _ in metrics:
             m, s = e[key]
             digits = 2 if key in ("top1", "val_ppl") else 4
@@ -131,6 +245,7 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
             ci = f" ± {p['half']:.{digits}f}" if p["half"] is not None else " (1 seed: no interval)"
             cells.append(f"{p['mean']:+.{digits}f}{ci}" + (" **beyond seed noise**" if p["beyond_noise"] else ""))
         cells.append(_fmt(e["step_time_ratio"], 2))
+        cells.append("-" if e["last_quarter_change"] is None else f"{e['last_quarter_change']:+.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), rows
 
@@ -141,7 +256,7 @@ def plot_cell(sweep: dict, cell: str, path: Path) -> Path:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    runs = [r for r in sweep["runs"] if r["cell"] == cell and r["done"]]
+    runs = [r for r in _final_runs(sweep, cell) if r["done"]]
     for i, act in enumerate(dict.fromkeys(r["act"] for r in runs)):
         curves = [dict(r["curve"]) for r in runs if r["act"] == act and r["curve"]]
         if not curves:
@@ -175,7 +290,7 @@ def plot_cell_activations(sweep: dict, cell: str, path: Path) -> Path | None:
     from orthoact.analysis.plots import _curves, _pyplot, save_figure
     from orthoact.analysis.runs import _module_from_snapshot
 
-    runs = [r for r in sweep["runs"] if r["cell"] == cell and r["done"]]
+    runs = [r for r in _final_runs(sweep, cell) if r["done"]]
     panels = []
     for act in dict.fromkeys(r["act"] for r in runs):
         mine = sorted((r for r in runs if r["act"] == act), key=lambda r: r["seed"])
@@ -201,6 +316,12 @@ def plot_cell_activations(sweep: dict, cell: str, path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def _describe_tune(tune: dict) -> str:
+    parts = [f"--tune {tune['key']}={','.join(tune['values'])}", f"--tune-seeds {','.join(map(str, tune['seeds']))}"]
+    parts += [f"--tune-override {o}" for o in tune["overrides"]]
+    return " ".join(parts + (["--tune-extend"] if tune.get("extend") else []))
+
+
 def summarize(out: str | Path, log=print) -> dict:
     """Write ``summary.md``, ``summary.json`` and per-cell figures into the sweep folder; return the data."""
     sweep = load_sweep(out)
@@ -209,12 +330,15 @@ def summarize(out: str | Path, log=print) -> dict:
     cells = list(dict.fromkeys(r["cell"] for r in sweep["runs"]))
     done = sum(r["done"] for r in sweep["runs"])
     failed = [r for r in sweep["runs"] if r["failed"] and not r["done"]]
+    tune = plan.get("tune")
     command = " ".join([f"orthoact sweep --preset {plan['preset']}", f"--act '{','.join(plan['acts'])}'",
-                        f"--seeds {','.join(map(str, plan['seeds']))}", *plan["overrides"]])
+                        f"--seeds {','.join(map(str, plan['seeds']))}", *plan["overrides"]]
+                       + ([_describe_tune(tune)] if tune else []))
     lines = [f"# Sweep of `{plan['preset']}`", "", f"Command: `{command}`", "",
              f"{done} of {len(sweep['runs'])} runs finished." + (f" Failed: {', '.join(r['folder'] for r in failed)}." if failed else ""),
              "Paired differences compare each activation with the first one on the same seeds; "
-             "**beyond seed noise** marks a 95% interval that excludes 0.", ""]
+             "**beyond seed noise** marks a 95% interval that excludes 0. The last column is the mean change of "
+             "the validation loss over the last quarter of training (near 0: the loss has flattened).", ""]
     data = {"plan": plan, "cells": {}}
     try:
         import matplotlib  # noqa: F401
@@ -222,19 +346,37 @@ def summarize(out: str | Path, log=print) -> dict:
         can_plot = True
     except ImportError:
         can_plot = False
+    grid = tune_grid(sweep) if tune else {}
+    if tune:
+        data["tune"] = grid
+        metric = "test loss" if plan["kind"] == "image" else "validation loss"
+        lines += ["## Stage 1: tuning " + f"`{tune['key']}`", "",
+                  f"Every activation at every value (seeds {', '.join(map(str, tune['seeds']))}"
+                  + (f"; with {', '.join(tune['overrides'])}" if tune["overrides"] else "")
+                  + f"); each activation's value is the one with the lowest final {metric} (mean over the tune seeds)"
+                  + (", and a best value at an edge of the grid added the next value on that side (at most twice)."
+                     if tune.get("extend") else "."), ""]
+    for cell in cells:
+        if tune:
+            lines += [f"### {cell}", "", tune_table(sweep, cell, grid), ""]
+            if can_plot:
+                figure = plot_tune(sweep, cell, grid, out / f"tune_{slug(cell)}.png")
+                if figure is not None:
+                    lines += [f"![stage 1, {cell}]({figure.name})", ""]
     for cell in cells:
         table, rows = cell_table(sweep, cell)
         data["cells"][cell] = rows
-        lines += [f"## {cell}", "", table, ""]
-        if can_plot and any(r["done"] for r in sweep["runs"] if r["cell"] == cell):
+        heading = f"Stage 2: {cell}, each activation at its chosen {tune['key']}" if tune else cell
+        lines += [f"## {heading}", "", table, ""]
+        if can_plot and any(r["done"] for r in _final_runs(sweep, cell)):
             curves = plot_cell(sweep, cell, out / f"curves_{slug(cell)}.png")
             lines.append(f"![validation loss, {cell}]({curves.name})")
             acts = plot_cell_activations(sweep, cell, out / f"activations_{slug(cell)}.png")
             if acts is not None:
                 lines.append(f"![learned activations, {cell}]({acts.name})")
             lines.append("")
-    (out / "summary.md").write_text("\n".join(lines))
-    (out / "summary.json").write_text(json.dumps(data, indent=2, default=str))
+    write_atomic(out / "summary.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    write_json(out / "summary.json", data)
     log(f"wrote {out / 'summary.md'}")
     return data
 

@@ -215,21 +215,28 @@ def build(sections: dict[str, type], raw: dict, overrides: list[str] = ()) -> di
         if "=" not in item:
             raise ValueError(f"override {item!r} must be key=value")
         key, text = item.split("=", 1)
-        key = ALIASES.get(key.strip(), key.strip())
-        if "." in key:
-            section, name = key.split(".", 1)
-            if section not in all_keys or name not in all_keys[section]:
-                raise ValueError(f"unknown config key {key!r}; known: {_known(all_keys)}")
-        else:
-            owners = [s for s, types in all_keys.items() if key in types]
-            if not owners:
-                raise ValueError(f"unknown config key {key!r}; known: {_known(all_keys)}")
-            if len(owners) > 1:
-                raise ValueError(f"config key {key!r} is ambiguous: use one of {', '.join(f'{s}.{key}' for s in owners)}")
-            section, name = owners[0], key
+        section, name = canonical_key(sections, key).split(".", 1)
         typ = all_keys[section][name]
         values[section][name] = _parse(text, typ if typ in (int, float, bool) or _optional(typ) else str, f"{section}.{name}")
     return {name: cls(**values[name]) for name, cls in sections.items()}
+
+
+def canonical_key(sections: dict[str, type], key: str) -> str:
+    """``section.field`` for an override key (``lr`` -> ``train.lr``, ``act`` -> ``model.activation``);
+    unknown or ambiguous keys raise ``ValueError``."""
+    all_keys = {name: _field_types(cls) for name, cls in sections.items()}
+    key = ALIASES.get(key.strip(), key.strip())
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in all_keys or name not in all_keys[section]:
+            raise ValueError(f"unknown config key {key!r}; known: {_known(all_keys)}")
+        return key
+    owners = [s for s, types in all_keys.items() if key in types]
+    if not owners:
+        raise ValueError(f"unknown config key {key!r}; known: {_known(all_keys)}")
+    if len(owners) > 1:
+        raise ValueError(f"config key {key!r} is ambiguous: use one of {', '.join(f'{s}.{key}' for s in owners)}")
+    return f"{owners[0]}.{key}"
 
 
 def _known(all_keys: dict) -> str:

@@ -40,7 +40,7 @@ CONFIGS = [
 ]
 # Every declared family is measured: one not listed above runs at its default degree.
 CONFIGS += [(s.name, dict(zip(("numerator", "denominator"), s.default_degree)) if isinstance(s.default_degree, tuple)
-             else {"degree": s.default_degree}) for s in orthoact.family.specs() if s.name not in {f for f, _ in CONFIGS}]
+             else {"degree": s.default_degree}) for s in orthoact.declarations.specs() if s.name not in {f for f, _ in CONFIGS}]
 TORCHORTHO = {"hermite": "HermiteActivation", "fourier": "FourierActivation",
               "tropical": "TropicalActivation", "tropical_rational": "TropicalRationalActivation"}
 TARGETS = {"hermite-3": 1.0, "tropical-5": 1.0, "tropical_rational-5": 1.2, "hermite-8": 1.5, "fourier-5": 2.0,

@@ -25,7 +25,7 @@ from orthoact.targets import TARGETS
 
 CONFIGS = [("hermite", 8), ("hermite", 3), ("fourier", 5), ("tropical", 5), ("tropical_rational", 5), ("rational", (5, 4))]
 # Every declared family is fitted: one not listed above at its default degree.
-CONFIGS += [(s.name, s.default_degree) for s in orthoact.family.specs() if s.name not in {f for f, _ in CONFIGS}]
+CONFIGS += [(s.name, s.default_degree) for s in orthoact.declarations.specs() if s.name not in {f for f, _ in CONFIGS}]
 TORCHORTHO = {"hermite": "HermiteActivation", "fourier": "FourierActivation",
               "tropical": "TropicalActivation", "tropical_rational": "TropicalRationalActivation"}
 

@@ -27,7 +27,7 @@ from orthoact import reference
 
 CONFIGS = ["hermite:3", "hermite:8", "fourier:5", "tropical:5", "tropical_rational:5", "rational:5/4"]
 # Every declared family is measured: one not listed above runs at its default degree.
-CONFIGS += [s.name for s in orthoact.family.specs() if s.name not in {c.split(":")[0] for c in CONFIGS}]
+CONFIGS += [s.name for s in orthoact.declarations.specs() if s.name not in {c.split(":")[0] for c in CONFIGS}]
 TARGETS = {"hermite-3": 1.2, "tropical-5": 1.2, "hermite-8": 1.5, "fourier-5": 1.5, "tropical_rational-5": 1.5}
 
 

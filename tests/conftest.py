@@ -10,7 +10,7 @@ import torch
 
 import orthoact
 import orthoact.functional as OF
-from orthoact import family as family_decl
+from orthoact import declarations
 
 NO_GPU = not os.path.exists("/dev/nvidia0")
 
@@ -18,7 +18,7 @@ NO_GPU = not os.path.exists("/dev/nvidia0")
 def _variants() -> list[str]:
     """Every family, and every non-default combination of its options as ``name@key=value``."""
     out = []
-    for spec in family_decl.specs():
+    for spec in declarations.specs():
         names = [o.name for o in spec.options]
         for combo in itertools.product(*(o.allowed for o in spec.options)):
             changed = [f"{n}={v}" for n, v, o in zip(names, combo, spec.options) if v != o.default]
@@ -27,11 +27,11 @@ def _variants() -> list[str]:
 
 
 #: family names (each family once, default options)
-FAMILIES = orthoact.FAMILIES
+FAMILIES = orthoact.family_names()
 #: every kernel variant: "hermite", ..., "rational", "rational@version=B"
 VARIANTS = _variants()
 #: each family by name at its default degree, as models take them: "hermite:3", ..., "rational:5/4"
-ACT_NAMES = [f"{s.name}:{s.degree_text(s.default_degree)}" for s in family_decl.specs()]
+ACT_NAMES = [f"{s.name}:{s.degree_text(s.default_degree)}" for s in declarations.specs()]
 
 
 def split_variant(variant: str) -> tuple[str, dict]:
@@ -41,7 +41,7 @@ def split_variant(variant: str) -> tuple[str, dict]:
 
 
 def spec_of(variant: str):
-    return family_decl.get(split_variant(variant)[0])
+    return declarations.get(split_variant(variant)[0])
 
 
 def degree_for(variant: str, degree):
@@ -56,7 +56,7 @@ def degree_for(variant: str, degree):
 def make(variant: str, degree=None, *, groups: int = 1, dtype=torch.float64, seed: int = 0, random=True, **kwargs):
     """A module of ``variant`` with (by default) random, well-spread parameters, in ``dtype``."""
     name, options = split_variant(variant)
-    spec = family_decl.get(name)
+    spec = declarations.get(name)
     torch.manual_seed(seed)
     kwargs.setdefault("backend", "reference")
     kwargs.setdefault("init", next(iter(spec.inits)))  # cheap and deterministic (no fit)

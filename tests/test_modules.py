@@ -257,7 +257,7 @@ def test_modules_train():
     torch.manual_seed(0)
     x = torch.linspace(-2, 2, 256).unsqueeze(1)
     target = torch.sin(2 * x) + 0.5 * x
-    for family in orthoact.FAMILIES:
+    for family in orthoact.family_names():
         act = orthoact.create(family)
         opt = torch.optim.Adam(act.parameters(), lr=0.05)
         losses = []

@@ -5,29 +5,27 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 (arXiv 2502.01247), plus the rational (Padé) activations of PAU and KAT.
 """
 
-from orthoact import families as _families  # declares the families first
-from orthoact import family as _family
-from orthoact import functional, nn, ops
+from orthoact import declarations, functional, modules, nn, ops, reference, registry
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
 from orthoact.convert import ConversionReport, convert, distill, load_converted, save_converted
+from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
-from orthoact.registry import available, create, register
+from orthoact.registry import available, create, family_names, register
 
 __version__ = "0.2.0"
 
-#: Names of the declared families.
-FAMILIES = _family.names()
-
-globals().update(_families.MODULES)  # Hermite, Fourier, Tropical, TropicalRational, Rational, ...
-
 __all__ = [
-    *_families.MODULES,
+    "Hermite",
+    "Fourier",
+    "Tropical",
+    "TropicalRational",
+    "Rational",
     "BasisActivation",
     "create",
     "available",
     "register",
-    "FAMILIES",
+    "family_names",
     "fit",
     "convert",
     "distill",
@@ -35,11 +33,26 @@ __all__ = [
     "load_converted",
     "ConversionReport",
     "FitReport",
+    "declarations",
     "functional",
+    "modules",
     "nn",
     "ops",
+    "reference",
+    "registry",
     "from_torchortho",
     "from_rational_activations",
     "torchortho_state_dict",
     "__version__",
 ]
+
+# Submodules with heavier imports, importable as attributes on first use (orthoact.analysis, ...).
+_LAZY = ("analysis", "models", "train", "sweep", "integrations", "targets", "backends", "compat", "demo", "cli")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"orthoact.{name}")
+    raise AttributeError(f"module 'orthoact' has no attribute {name!r}")

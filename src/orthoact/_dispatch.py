@@ -9,7 +9,7 @@ from torch import Tensor
 
 from orthoact import _validation as V
 from orthoact.backends import select
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 
 
 def check_parameters(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int):

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from orthoact import _validation as V
 from orthoact._dispatch import apply
 from orthoact.backends import resolve_backend_name
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 from orthoact.targets import TARGETS
 
 __all__ = ["BasisActivation"]
@@ -52,6 +52,12 @@ class BasisActivation(nn.Module):
         self.degree = self._check_degree(spec.default_degree if degree is None else degree)
         self.groups = V.check_positive_int("groups", groups)
         self.channel_dim = V.check_int("channel_dim", channel_dim)
+        self.switches = {}
+        for switch in spec.switches:
+            value = options.pop(switch.name, switch.default)
+            if not isinstance(value, bool):
+                raise TypeError(f"{switch.name} must be a bool, got {value!r}")
+            self.switches[switch.name] = value
         self.options = spec.option_values(**options)
         self.init = V.check_choice("init", spec.default_init if init is None else init, tuple(spec.inits) + tuple(TARGETS))
         if backend is not None:
@@ -62,10 +68,10 @@ class BasisActivation(nn.Module):
         factory = {"device": device, "dtype": dtype}
         for name, columns in spec.columns(self.degree).items():
             tensor = torch.empty(self.groups, columns, **factory)
-            if self._learned(name):
-                setattr(self, name, nn.Parameter(tensor))
-            else:
+            if name in self.fixed_parameters:
                 self.register_buffer(name, tensor)
+            else:
+                setattr(self, name, nn.Parameter(tensor))
         self.reset_parameters()
 
     @property
@@ -84,9 +90,11 @@ class BasisActivation(nn.Module):
                 raise ValueError(f"{name} must be >= {self.spec.min_degree}, got {value}")
         return checked if isinstance(degree, tuple) else checked[0]
 
-    def _learned(self, name: str) -> bool:
-        """Whether parameter ``name`` is learned (a Parameter) or fixed (a buffer)."""
-        return True
+    @property
+    def fixed_parameters(self) -> frozenset[str]:
+        """Names of the family's parameters kept fixed (buffers) by a switch such as
+        ``learn_frequencies=False``; the others are learned."""
+        return frozenset(name for switch in self.spec.switches if not self.switches[switch.name] for name in switch.fixes)
 
     def tensors(self) -> list[Tensor]:
         """The family's parameter tensors (parameters and fixed buffers) in declaration order."""
@@ -101,7 +109,7 @@ class BasisActivation(nn.Module):
         else:
             from orthoact.fit import fit_parameters  # basis math only; no module or registry import
 
-            values = fit_parameters(self.spec, self.init, self.degree, options=self.options, **self._fit_options())
+            values = fit_parameters(self.spec, self.init, self.degree, options=self.options, fixed=self.fixed_parameters)
         with torch.no_grad():
             for name, value in values.items():
                 target = getattr(self, name)
@@ -109,9 +117,6 @@ class BasisActivation(nn.Module):
                     value(target)
                 else:
                     target.copy_(torch.as_tensor(value, dtype=torch.float64).expand_as(target))
-
-    def _fit_options(self) -> dict:
-        return {}
 
     def forward(self, x: Tensor) -> Tensor:
         return apply(self.spec, x, self.tensors(), self.channel_dim, self.backend, **self.options)
@@ -132,10 +137,7 @@ class BasisActivation(nn.Module):
     def config(self) -> dict:
         """Constructor arguments that rebuild this module (its values come from a state dict)."""
         return {**self.degree_kwargs(), "groups": self.groups, "channel_dim": self.channel_dim, "init": self.init,
-                **self.options, **self._extra_config()}
-
-    def _extra_config(self) -> dict:
-        return {}
+                **self.options, **self.switches}
 
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> BasisActivation:
@@ -164,10 +166,7 @@ class BasisActivation(nn.Module):
         for option in self.spec.options:
             if self.options[option.name] != option.default:
                 parts.append(f"{option.name}={self.options[option.name]!r}")
-        parts += [f"{k}={v!r}" for k, v in self._extra_config().items() if v != self._extra_defaults().get(k)]
+        parts += [f"{s.name}={self.switches[s.name]!r}" for s in self.spec.switches if self.switches[s.name] != s.default]
         if self.backend is not None:
             parts.append(f"backend={self.backend!r}")
         return ", ".join(parts)
-
-    def _extra_defaults(self) -> dict:
-        return {}

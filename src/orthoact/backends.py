@@ -23,7 +23,7 @@ from collections.abc import Callable
 from torch import Tensor
 
 from orthoact import reference
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 
 BACKENDS = ("auto", "reference", "fused", "triton")
 ENV_VAR = "ORTHOACT_BACKEND"

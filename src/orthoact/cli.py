@@ -16,14 +16,18 @@ def _summary(args: argparse.Namespace) -> int:
     """Print each family's parameters and exact Gaussian gains at its default initialisation."""
     torch.manual_seed(args.seed)
     print("orthoact", orthoact.__version__, "- initial Gaussian gains, x ~ N(0, 1)")
-    print(f"{'activation':<58} {'params':>6} {'E[F^2]':>8} {'E[F_prime^2]':>12}")
-    rows = ["hermite:3", "hermite:3(init=unit)", "hermite:8", "fourier:5", "tropical:5", "tropical_rational:5",
-            "rational:5/4", "rational:5/4(version=B)"]
+    print(f"{'activation':<66} {'params':>6} {'E[F^2]':>8} {'E[F_prime^2]':>12}")
+    rows = []
+    for spec in orthoact.declarations.specs():  # every family at its default degree, its other inits and options
+        name = f"{spec.name}:{spec.degree_text(spec.default_degree)}"
+        rows.append(name)
+        rows += [f"{name}(init={init})" for init in spec.inits if init not in (spec.default_init, "paper")]
+        rows += [f"{name}({o.name}={v})" for o in spec.options for v in o.allowed if v != o.default]
     for name in rows:
         module = orthoact.create(name)
         forward, backward = module.gains()
         n_params = sum(p.numel() for p in module.parameters())
-        print(f"{repr(module):<58} {n_params:>6} {forward.item():>8.4f} {backward.item():>12.4f}")
+        print(f"{repr(module):<66} {n_params:>6} {forward.item():>8.4f} {backward.item():>12.4f}")
     return 0
 
 
@@ -160,7 +164,7 @@ def _gains(args) -> int:
     act = make_activation(args.family, args.degree, args.init)
     trace = propagate(act, depth=args.depth, width=args.width, batch=args.batch, seed=args.seed,
                       dtype=torch.float64 if args.float64 else torch.float32)
-    label = f"{args.family}" + (f"-{args.degree}" if args.degree else "") + (f" init={args.init}" if args.family in orthoact.FAMILIES else "")
+    label = f"{args.family}" + (f"-{args.degree}" if args.degree else "") + (f" init={args.init}" if args.family in orthoact.family_names() else "")
     print(f"{label}: plain MLP, depth {args.depth}, width {args.width}, fan-in init, N(0,1) inputs (batch {args.batch})")
     print(f"{'layer':>5}{'E[a^2] measured':>18}{'predicted':>12}{'E[g^2] measured':>18}{'predicted':>12}")
     for layer in range(args.depth):
@@ -220,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit a family to a classical activation (least squares, milliseconds)")
     p.add_argument("target", help="gelu, silu, relu, tanh, sigmoid, mish, leaky_relu, elu, softplus, gelu_tanh")
-    p.add_argument("--family", default="hermite", choices=orthoact.FAMILIES)
+    p.add_argument("--family", default="hermite", choices=orthoact.family_names())
     p.add_argument("--degree", default=None, help="default: the family's default degree (rational: m/n, e.g. 5/4)")
     p.add_argument("--domain", type=float, nargs=2, metavar=("LOW", "HIGH"),
                    help="default: [-sqrt(n), sqrt(n)] ([-3, 3] for rational)")
@@ -266,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("gains", help="second moments through a deep plain MLP at init vs the prediction from gains()")
-    p.add_argument("--family", default="hermite", help="hermite, fourier, tropical, tropical_rational, rational, gelu, relu, ...")
+    p.add_argument("--family", default="hermite", help=", ".join(orthoact.family_names()) + ", gelu, relu, ...")
     p.add_argument("--degree", default=None, help="the family's degree (rational: m/n)")
     p.add_argument("--init", default="paper", choices=["paper", "unit", "naive"])
     p.add_argument("--depth", type=int, default=64)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from orthoact import family as families
+from orthoact import declarations
 from orthoact._io import write_atomic
 from orthoact._progress import progress as progress_bar
 from orthoact.activation import BasisActivation
@@ -88,7 +88,7 @@ class ConversionReport:
 
     @property
     def label(self) -> str:
-        return f"{self.family}-{families.get(self.family).degree_text(self.degree)}"
+        return f"{self.family}-{declarations.get(self.family).degree_text(self.degree)}"
 
     def __str__(self) -> str:
         head = f"converted {len(self.sites)} activation(s) to {self.label}" + (
@@ -247,7 +247,7 @@ def convert(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    spec = families.get(family)
+    spec = declarations.get(family)
     targets = _expand_targets(targets)
     model = model if inplace else copy.deepcopy(model)
     sites = _sites(model, targets)
@@ -438,7 +438,7 @@ def apply_sites(model: nn.Module, sites: Mapping[str, Mapping]) -> nn.Module:
     for name, entry in sites.items():
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        spec = families.get(entry["family"])
+        spec = declarations.get(entry["family"])
         module = spec.module.from_config(dict(entry["config"]), **_placement(model, parent, None))
         _set(parent, attr, module)
     return model
@@ -484,7 +484,7 @@ def load_converted(model: nn.Module, folder) -> nn.Module:
     # The keys the converted model will have, computed before anything is changed.
     current = model.state_dict(keep_vars=True)
     expected = {k for k in current if not any(k.startswith(site + ".") for site in sites)}
-    expected |= {f"{site}.{p}" for site, entry in sites.items() for p in families.get(entry["family"]).param_names}
+    expected |= {f"{site}.{p}" for site, entry in sites.items() for p in declarations.get(entry["family"]).param_names}
     missing = sorted(k for k in expected - set(state) if not _tied(current, k, state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:

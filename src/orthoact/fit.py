@@ -1,6 +1,6 @@
 r"""Fitting an activation family to a known activation ("Hermite interpolation", paper Section 4).
 
-Each family declares a closed-form start (:attr:`orthoact.family.FamilySpec.fit_start`): Hermite and
+Each family declares a closed-form start (:attr:`orthoact.declarations.FamilySpec.fit_start`): Hermite and
 Fourier with fixed integer frequencies are linear in their parameters, so stacking value rows
 :math:`F(x_i) \approx f(x_i)` and derivative rows :math:`F'(x_i) \approx f'(x_i)` gives an ordinary
 least-squares problem, solved in float64 in milliseconds and deterministically. Tropical polynomials
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from orthoact import family as families
+from orthoact import declarations
 from orthoact import reference
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 from orthoact.targets import TARGETS
 
 __all__ = ["fit", "fit_parameters", "FitReport", "TARGETS", "resolve_target"]
@@ -275,7 +275,7 @@ def fit(
     fn, name = resolve_target(target)
     if not isinstance(family, str):
         raise TypeError(f"family must be a family name, got {type(family).__name__}")
-    spec = families.get(family)
+    spec = declarations.get(family)
     if spec.module is None:
         raise ValueError(f"family {family!r} has no module class")
     if module_kwargs.get("init") is not None:
@@ -291,7 +291,7 @@ def fit(
     with torch.random.fork_rng(devices=[]):
         module = spec.module(**degree_kwargs, init="paper" if "paper" in spec.inits else next(iter(spec.inits)),
                              dtype=torch.float64, **module_kwargs)
-    fixed = [n for n in spec.param_names if not module._learned(n)]
+    fixed = module.fixed_parameters
     values, dom, recorded = _solve(spec, fn, module.degree, module.options, fixed, samples, domain, weights,
                                    match_derivative, refine_steps)
     with torch.no_grad():

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from orthoact import _dispatch
-from orthoact import family as _family
-from orthoact.families import FUNCTIONS as _FUNCTIONS
+from orthoact import _dispatch, declarations
+from orthoact.families import fourier, hermite, rational, tropical, tropical_rational
 
-globals().update(_FUNCTIONS)  # hermite, fourier, tropical, tropical_rational, rational, ...
-__all__ = [*_FUNCTIONS, "apply"]
+__all__ = ["hermite", "fourier", "tropical", "tropical_rational", "rational", "apply"]
 
 
 def apply(family: str, x: Tensor, *params: Tensor, channel_dim: int = -1, backend: str | None = None,
           **options) -> Tensor:
     """Run the declared family ``family`` (a name) with ``params`` in its declaration order."""
-    return _dispatch.apply(_family.get(family), x, list(params), channel_dim, backend, **options)
+    return _dispatch.apply(declarations.get(family), x, list(params), channel_dim, backend, **options)

@@ -2,7 +2,6 @@
 shared base :class:`~orthoact.activation.BasisActivation`."""
 
 from orthoact.activation import BasisActivation
-from orthoact.families import MODULES as _MODULES
+from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 
-globals().update(_MODULES)  # Hermite, Fourier, Tropical, TropicalRational, Rational, ...
-__all__ = ["BasisActivation", *_MODULES]
+__all__ = ["BasisActivation", "Hermite", "Fourier", "Tropical", "TropicalRational", "Rational"]

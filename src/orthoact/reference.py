@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 
 
 def compute_dtype(x: Tensor, *params: Tensor) -> torch.dtype:
@@ -85,9 +85,9 @@ def function(spec: FamilySpec) -> Callable[..., Tensor]:
 
 def __getattr__(name: str):
     """``reference.hermite`` etc.: the reference function of a declared family."""
-    from orthoact import family
+    from orthoact import declarations
 
     try:
-        return function(family.get(name))
+        return function(declarations.get(name))
     except ValueError:
         raise AttributeError(f"module 'orthoact.reference' has no attribute {name!r}") from None

@@ -13,7 +13,7 @@ the classical activations a model may want as a baseline) resolves here, once::
     >>> orthoact.create("hermite:3(init=gelu, groups=4)")   # keyword options in parentheses
     Hermite(degree=3, groups=4, init='gelu')
 
-The families come from their declarations (:mod:`orthoact.family`); nothing here lists them.
+The families come from their declarations (:mod:`orthoact.declarations`); nothing here lists them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-import orthoact.families  # noqa: F401  (declares the families)
-from orthoact import family
+import orthoact.families  # noqa: F401  (declares the shipped families)
+from orthoact import declarations
 
 _CLASSICAL: dict[str, Callable[..., nn.Module]] = {
     "gelu": nn.GELU,
@@ -41,19 +41,19 @@ _CLASSICAL: dict[str, Callable[..., nn.Module]] = {
 _USER: dict[str, Callable[..., nn.Module]] = {}
 
 
-def families() -> tuple[str, ...]:
-    """Names of the learnable basis families, in declaration order."""
-    return family.names()
+def family_names() -> tuple[str, ...]:
+    """Names of the declared (learnable basis) families, in declaration order: the one list of them."""
+    return tuple(spec.name for spec in declarations.specs())
 
 
 def _factories() -> dict[str, Callable[..., nn.Module]]:
-    out = {spec.name: spec.module for spec in family.specs() if spec.module is not None}
+    out = {spec.name: spec.module for spec in declarations.specs() if spec.module is not None}
     return {**out, **_CLASSICAL, **_USER}
 
 
 def available() -> list[str]:
     """All registered names, the families first."""
-    names = families()
+    names = family_names()
     return list(names) + sorted(n for n in _factories() if n not in names)
 
 
@@ -115,9 +115,9 @@ def _parse_name(spec: str) -> tuple[str, dict]:
         raise ValueError(f"unknown activation {spec!r}; available: {', '.join(available())}")
     if not sep:
         return name, {}
-    if name not in families():
-        raise ValueError(f"activation {name!r} takes no degree; the spec form 'name:degree' is for {', '.join(families())}")
-    declaration = family.get(name)
+    if name not in family_names():
+        raise ValueError(f"activation {name!r} takes no degree; the spec form 'name:degree' is for {', '.join(family_names())}")
+    declaration = declarations.get(name)
     try:
         if declaration.parse_degree is not None:
             return name, declaration.parse_degree(rest.strip())
@@ -152,9 +152,3 @@ def resolve(activation) -> Callable[[], nn.Module]:
     if callable(activation):
         return activation
     raise TypeError(f"activation must be a name, a class or a factory, got {type(activation).__name__}")
-
-
-def __getattr__(name: str):
-    if name == "FAMILIES":  # the declared families at the time of the lookup
-        return families()
-    raise AttributeError(f"module 'orthoact.registry' has no attribute {name!r}")

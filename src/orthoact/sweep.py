@@ -30,7 +30,7 @@ from pathlib import Path
 
 from orthoact._io import write_json
 from orthoact.analysis.sweeps import as_number, sorted_values
-from orthoact.registry import parse_spec
+from orthoact.registry import family_names, parse_spec
 from orthoact.train.config import load_preset, slug
 from orthoact.train.trainer import read_metrics
 
@@ -75,13 +75,13 @@ def accepted_options(act: str) -> set[str]:
     """Constructor keywords a family's module takes (none for a classical baseline)."""
     import inspect
 
-    from orthoact import family as families
+    from orthoact import declarations
     from orthoact.activation import BasisActivation
 
     name, _ = parse_spec(act)
-    if name not in families.names():
+    if name not in family_names():
         return set()
-    spec = families.get(name)
+    spec = declarations.get(name)
     keywords = {p.name for cls in (spec.module, BasisActivation) for p in inspect.signature(cls.__init__).parameters.values()
                 if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
     return (keywords | {o.name for o in spec.options}) - {"self", "device", "dtype", *spec.degree_args}
@@ -147,13 +147,11 @@ def _check_names(acts: list[str], seeds: list[int], what: str = "--seeds") -> No
 def _new_run(cell: str, cell_overrides: list[str], act: str, seed: int, folder: Path, seen: dict, **extra) -> Run:
     """A run, sharing the folder of an identical run planned before (same activation, seed and
     overrides that matter for it)."""
-    from orthoact import family as families
-
     run = Run(cell, cell_overrides, act, seed, folder, **extra)
     # A baseline without learnable activation parameters (gelu) is the same run whatever the
     # activations' learning-rate multiplier: run it once.
     effective = run.cell_overrides
-    if parse_spec(act)[0] not in families.names():
+    if parse_spec(act)[0] not in family_names():
         effective = [o for o in effective if not o.startswith(("train.act_lr_mult=", "act_lr_mult="))]
     run.effective = list(effective)
     key = (act, seed, tuple(sorted(effective)))

@@ -63,7 +63,7 @@ def test_count_linear_pieces():
     assert rational.training and rational[0].weight.dtype == torch.float32
 
 
-@pytest.mark.parametrize("family", [*orthoact.FAMILIES, "gelu", "relu"])
+@pytest.mark.parametrize("family", [*orthoact.family_names(), "gelu", "relu"])
 @pytest.mark.parametrize("variance", [0.5, 2.0])
 def test_gaussian_gains_at_any_variance_match_monte_carlo(family, variance):
     act = make_activation(family, None, "paper")
@@ -117,7 +117,7 @@ def test_make_activation_errors():
     assert make_activation("hermite", "4", "naive").degree == 4  # the CLI passes --degree as text
 
 
-@pytest.mark.parametrize("family", orthoact.FAMILIES)
+@pytest.mark.parametrize("family", orthoact.family_names())
 def test_plot_activations_png(family, tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), orthoact.create(family, groups=2), nn.Linear(8, 8), orthoact.create(family))

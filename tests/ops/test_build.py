@@ -17,7 +17,7 @@ from orthoact.ops import _build
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
     """No kernels loaded yet in this process's view, no warnings given yet, a private cache folder."""
-    monkeypatch.setattr(_build, "_info", None)
+    monkeypatch.setattr(_build, "_infos", {})
     monkeypatch.setattr(backends, "_warned", set())
     monkeypatch.setenv("ORTHOACT_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path
@@ -92,7 +92,7 @@ def test_unwritable_cache_builds_privately(fresh, monkeypatch):
     working kernels, built in a private temporary folder, with one warning."""
     monkeypatch.setenv("ORTHOACT_CACHE_DIR", "/proc/orthoact-cache")
     with pytest.warns(RuntimeWarning, match="private temporary folder"):
-        info = _build.load()
+        info = _build.library("hermite")
     assert info.library is not None and info.error is None and info.compiled
     assert stat.S_IMODE(info.path.parent.stat().st_mode) == 0o700
     x = torch.randn(1000)
@@ -103,18 +103,18 @@ def test_truncated_cached_library_is_rebuilt(fresh, monkeypatch):
     """A cached library cut in half (a crash or a full disk while copying) is detected by its hash
     before it is loaded (loading it would crash the process), rebuilt, and the forward runs on the
     fused kernels."""
-    key = _build._key(_build._compiler(), _build.families_inc())
+    key = _build._key(_build._compiler(), "tropical", _build.families_inc("tropical"))
     monkeypatch.delenv("ORTHOACT_CACHE_DIR")
-    real = _build._cached(_build.cache_dir() / f"kernels-{key}.txt")  # the default cache, from earlier runs
+    real = _build._cached(_build.cache_dir() / f"kernels-tropical-{key}.txt")  # the default cache, from earlier runs
     data = real.read_bytes() if real is not None else b"\x7fELF" + bytes(8192)
     cache = fresh / "cache"
     cache.mkdir(mode=0o700)
     monkeypatch.setenv("ORTHOACT_CACHE_DIR", str(cache))
-    library = cache / (real.name if real is not None else f"kernels-{key}-0123456789abcdef.so")
+    library = cache / (real.name if real is not None else f"kernels-tropical-{key}-0123456789abcdef.so")
     library.write_bytes(data[: len(data) // 2])
     library.chmod(0o700)
-    (cache / f"kernels-{key}.txt").write_text(library.name)
-    info = _build.load()
+    (cache / f"kernels-tropical-{key}.txt").write_text(library.name)
+    info = _build.library("tropical")
     assert info.error is None and info.compiled, info
     assert info.path.stat().st_size > len(data) // 2
     x = torch.randn(1000, requires_grad=True)
@@ -122,6 +122,6 @@ def test_truncated_cached_library_is_rebuilt(fresh, monkeypatch):
     assert "fused_forward" in type(y.grad_fn).__name__
     torch.testing.assert_close(y, orthoact.Tropical(5, backend="reference")(x))
     # the next process loads the rebuilt library from the cache
-    monkeypatch.setattr(_build, "_info", None)
-    again = _build.load()
+    monkeypatch.setattr(_build, "_infos", {})
+    again = _build.library("tropical")
     assert again.error is None and not again.compiled and again.path == info.path

@@ -176,7 +176,7 @@ def test_auto_uses_fused_on_cpu_and_env_var_forces_reference(monkeypatch):
 
 def test_auto_falls_back_with_one_warning_when_kernels_are_unavailable(monkeypatch):
     broken = _build.BuildInfo(None, None, False, 0.0, "no C++ compiler found (install g++ or set CXX)")
-    monkeypatch.setattr(_build, "_info", broken)
+    monkeypatch.setattr(_build, "_infos", {"hermite": broken})
     monkeypatch.setattr(backends, "_warned", set())
     x = torch.randn(5)
     with pytest.warns(RuntimeWarning, match=re.escape("no fast path for hermite here (fused: no C++ compiler found")):
@@ -220,7 +220,7 @@ def test_torch_compile_fullgraph(variant):
 
 @pytest.mark.slow
 def test_torch_compile_inductor(monkeypatch):
-    monkeypatch.setattr(_build, "_info", None)  # the kernels get loaded while dynamo traces
+    monkeypatch.setattr(_build, "_infos", {})  # the kernels get loaded while dynamo traces
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), orthoact.Hermite(3), nn.Linear(32, 8), orthoact.Tropical(5))

@@ -71,7 +71,7 @@ def test_auto_picks_triton_on_cuda():
     assert "triton_forward" in type(y.grad_fn).__name__
 
 
-@pytest.mark.parametrize("family", orthoact.FAMILIES)
+@pytest.mark.parametrize("family", orthoact.family_names())
 def test_torch_compile_fullgraph_on_cuda(family):
     torch._dynamo.reset()
     torch.manual_seed(0)

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 import orthoact
-from orthoact import family
+from orthoact import declarations
+from orthoact.registry import family_names
 from orthoact.train import image, lm
 from orthoact.train.config import presets
 from orthoact.train.trainer import parameter_groups
@@ -22,7 +23,7 @@ def test_each_family_gets_its_own_multiplier_unless_one_is_given():
     groups = parameter_groups(net, weight_decay=0.1)
     mult_of = {id(p): g["lr_mult"] for g in groups for p in g["params"]}
     for m in (net[1], net[3], net[4]):
-        assert all(mult_of[id(p)] == family.get(m.spec.name).lr_mult for p in m.parameters()), m.spec.name
+        assert all(mult_of[id(p)] == declarations.get(m.spec.name).lr_mult for p in m.parameters()), m.spec.name
     assert all(mult_of[id(p)] == 1.0 for p in [*net[0].parameters(), *net[2].parameters(), *net[5].parameters()])
     decay = next(g for g in groups if g["name"] == "decay")
     assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[5].weight)} and decay["weight_decay"] == 0.1
@@ -43,6 +44,6 @@ def test_small_presets_use_the_family_defaults_and_paper_presets_the_paper_setti
     assert lm.resolve_config("owt-gpt2-124m", ["train.act_lr_mult=none"])["train"].act_lr_mult is None
 
 
-@pytest.mark.parametrize("name", family.names())
+@pytest.mark.parametrize("name", family_names())
 def test_family_multipliers_are_positive(name):
-    assert family.get(name).lr_mult > 0
+    assert declarations.get(name).lr_mult > 0

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from orthoact import declarations
 from orthoact.activation import BasisActivation
 from orthoact.basis import hermite_basis
 from orthoact.families import Hermite
-from orthoact.registry import create, families
+from orthoact.registry import create, family_names
 from orthoact.targets import TARGETS
 
 INITS = ("paper", "unit", "naive")
@@ -70,20 +71,21 @@ def make_activation(family: str, degree: int | str | None, init: str):
     """An activation by family name ("gelu", "relu", ... or a basis family) and init."""
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
-    if family in families():
+    if family in family_names():
         if init == "naive":
             if family != "hermite":
                 raise ValueError("init='naive' (plain monomial coefficients) exists for the hermite family only")
             return naive_hermite(3 if not degree else _int_degree(degree))
-        if init == "unit" and family != "hermite":
-            raise ValueError("init='unit' exists for the hermite family only")
-        kwargs = {"init": init} if family == "hermite" else {}
+        spec = declarations.get(family)
+        if init != "paper" and init not in spec.inits:
+            raise ValueError(f"init={init!r} is not an init of {family} (its inits: {', '.join(spec.inits)})")
+        kwargs = {"init": init} if init in spec.inits else {}
         return create(family if not degree else f"{family}:{degree}", dtype=torch.float64, backend="reference", **kwargs)
     if family in TARGETS:
         if init != "paper":
             raise ValueError(f"init={init!r} applies to the basis families, not to {family}")
         return TARGETS[family]
-    raise ValueError(f"family must be one of {', '.join(families() + tuple(TARGETS))}; got {family!r}")
+    raise ValueError(f"family must be one of {', '.join(family_names() + tuple(TARGETS))}; got {family!r}")
 
 
 @dataclass

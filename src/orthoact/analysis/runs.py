@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from orthoact.analysis.plots import _curves, _pyplot, save_figure
-from orthoact import family
+from orthoact import declarations
 from orthoact.train.trainer import read_metrics
 
 
@@ -52,7 +52,7 @@ def plot_losses(runs: list[dict], path) -> Path:
 
 def _module_from_snapshot(entry: dict):
     """The module a snapshot describes (its ``config``; older snapshots give degree and groups)."""
-    spec = family.get(entry["family"])
+    spec = declarations.get(entry["family"])
     config = entry.get("config") or {"degree": entry["degree"], "groups": entry["groups"]}
     module = spec.module.from_config(config, dtype=torch.float64)
     with torch.no_grad():

@@ -7,7 +7,7 @@ from torch import Tensor
 from orthoact._dispatch import apply
 from orthoact.activation import BasisActivation
 from orthoact.basis.fourier import fourier_fit_start, fourier_gains, fourier_gains_at, fourier_paper_init, fourier_series
-from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
+from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, Refine, Switch, declare
 
 __all__ = ["Fourier", "fourier"]
 
@@ -31,9 +31,10 @@ SPEC = declare(FamilySpec(
     fit_start=fourier_fit_start,
     # With w_k fixed the least squares start is exact; learned frequencies are refined by L-BFGS.
     refine=lambda fixed=frozenset(): None if "frequencies" in fixed else Refine("lbfgs", 40),
-    kernels=lambda: KernelSpec(FamilyCode.FOURIER, "fourier.h", "FourierF", "orthoact.ops.kernels.fourier"),
+    kernels=lambda: KernelSpec("fourier.h", "FourierF", "orthoact.ops.kernels.fourier"),
     formula="F(x) = b + sum_{k=1..n} c_k cos(w_k x - phi_k)/k!",
     nan_at_infinity=True,
+    switches=(Switch("learn_frequencies", fixes=("frequencies",)),),
 ))
 
 
@@ -100,19 +101,4 @@ class Fourier(BasisActivation):
     spec = SPEC
 
     def __init__(self, degree: int = 5, *, learn_frequencies: bool = True, **kwargs) -> None:
-        if not isinstance(learn_frequencies, bool):
-            raise TypeError(f"learn_frequencies must be a bool, got {learn_frequencies!r}")
-        self.learn_frequencies = learn_frequencies
-        super().__init__(degree, **kwargs)
-
-    def _learned(self, name: str) -> bool:
-        return name != "frequencies" or self.learn_frequencies
-
-    def _fit_options(self) -> dict:
-        return {"fixed": () if self.learn_frequencies else ("frequencies",)}
-
-    def _extra_config(self) -> dict:
-        return {"learn_frequencies": self.learn_frequencies}
-
-    def _extra_defaults(self) -> dict:
-        return {"learn_frequencies": True}
+        super().__init__(degree, learn_frequencies=learn_frequencies, **kwargs)

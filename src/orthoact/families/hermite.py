@@ -14,7 +14,7 @@ from orthoact.basis.hermite import (
     hermite_series,
     hermite_unit_coefficients,
 )
-from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, declare
+from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, declare
 
 __all__ = ["Hermite", "hermite"]
 
@@ -32,7 +32,7 @@ SPEC = declare(FamilySpec(
         "unit": lambda n: {"coefficients": hermite_unit_coefficients(n)},
     },
     fit_start=hermite_fit_start,
-    kernels=lambda: KernelSpec(FamilyCode.HERMITE, "hermite.h", "HermiteF", "orthoact.ops.kernels.hermite"),
+    kernels=lambda: KernelSpec("hermite.h", "HermiteF", "orthoact.ops.kernels.hermite"),
     formula="F(x) = sum_{k=0..n} a_k He_k(x)/k!",
     nan_at_infinity=True,
 ))

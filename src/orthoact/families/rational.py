@@ -15,15 +15,14 @@ from orthoact.basis.rational import (
     rational_identity,
     rational_value,
 )
-from orthoact.family import FamilyCode, FamilySpec, KernelSpec, Option, ParamSpec, Refine, declare
+from orthoact.declarations import FamilySpec, KernelSpec, Option, ParamSpec, Refine, declare
 
 __all__ = ["Rational", "rational"]
 
 
 def _kernels(version: str) -> KernelSpec:
-    code, fwd, bwd = {"A": (FamilyCode.RATIONAL_A, "forward_a", "backward_a"),
-                      "B": (FamilyCode.RATIONAL_B, "forward_b", "backward_b")}[version]
-    return KernelSpec(code, "rational.h", f"Rational{version}F", "orthoact.ops.kernels.rational", fwd, bwd)
+    fwd, bwd = {"A": ("forward_a", "backward_a"), "B": ("forward_b", "backward_b")}[version]
+    return KernelSpec("rational.h", f"Rational{version}F", "orthoact.ops.kernels.rational", fwd, bwd)
 
 
 def _parse_degree(text: str) -> dict:

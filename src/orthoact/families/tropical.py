@@ -7,7 +7,7 @@ from torch import Tensor
 from orthoact._dispatch import apply
 from orthoact.activation import BasisActivation
 from orthoact.basis.tropical import max_affine, tropical_fit_start, tropical_gains, tropical_gains_at, tropical_scale
-from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
+from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, Refine, declare
 
 __all__ = ["Tropical", "tropical"]
 
@@ -30,7 +30,7 @@ SPEC = declare(FamilySpec(
     fit_start=tropical_fit_start,
     # F' is piecewise constant in the offsets (zero gradient): refine the values only.
     refine=lambda fixed=frozenset(): Refine("adam", 300, use_derivative=False),
-    kernels=lambda: KernelSpec(FamilyCode.TROPICAL, "tropical.h", "TropicalF", "orthoact.ops.kernels.tropical"),
+    kernels=lambda: KernelSpec("tropical.h", "TropicalF", "orthoact.ops.kernels.tropical"),
     formula="F(x) = sqrt(2)/n max_{k=0..n} (k x + a_k)",
 ))
 

@@ -12,7 +12,7 @@ from orthoact.basis.tropical import (
     tropical_rational_gains,
     tropical_rational_gains_at,
 )
-from orthoact.family import FamilyCode, FamilySpec, KernelSpec, ParamSpec, Refine, declare
+from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, Refine, declare
 
 __all__ = ["TropicalRational", "tropical_rational"]
 
@@ -31,7 +31,7 @@ SPEC = declare(FamilySpec(
     inits={"paper": lambda n: {name: nn.init.normal_ for name in PARAMS}},
     fit_start=tropical_rational_fit_start,
     refine=lambda fixed=frozenset(): Refine("adam", 300),
-    kernels=lambda: KernelSpec(FamilyCode.TROPICAL_RATIONAL, "tropical_rational.h", "TropicalRationalF",
+    kernels=lambda: KernelSpec("tropical_rational.h", "TropicalRationalF",
                                "orthoact.ops.kernels.tropical_rational"),
     formula="F(x) = max_k (p_k x + a_k) - max_k (q_k x + b_k)",
     nan_at_infinity=True,  # inf - inf, and 0 * inf for a zero slope: no usable value at infinity

@@ -25,7 +25,7 @@ import warnings
 from transformers import PreTrainedModel
 from transformers import activations as hf_activations
 
-from orthoact import family as families
+from orthoact import declarations
 from orthoact.convert import TARGET_GROUPS, _expand_targets, _sites, apply_sites, converted_sites
 from orthoact.registry import create, parse_spec
 
@@ -138,7 +138,7 @@ def record_conversion(model, targets, family: str, degree) -> None:
     if remaining:  # the config's activation name also builds activations that were not converted
         return
     converted = {group for group in TARGET_GROUPS if set(_expand_targets(group)) <= set(_expand_targets(targets))}
-    name = f"{PREFIX}{family}:{families.get(family).degree_text(degree)}"
+    name = f"{PREFIX}{family}:{declarations.get(family).degree_text(degree)}"
     for key in ACTIVATION_KEYS:
         if _group_of(getattr(model.config, key, None)) in converted:
             setattr(model.config, key, name)

@@ -9,8 +9,9 @@ from orthoact.backends import register_fast_path
 from orthoact.ops import fused
 from orthoact.ops import triton as triton_path
 from orthoact.ops._build import load as load_fused_kernels
+from orthoact.ops._common import kernel_table
 
 register_fast_path("fused", fused.unavailable_reason, fused.fused_run)
 register_fast_path("triton", triton_path.unavailable_reason, triton_path.triton_run)
 
-__all__ = ["fused", "load_fused_kernels"]
+__all__ = ["fused", "load_fused_kernels", "kernel_table"]

@@ -1,19 +1,22 @@
 """Compiling and loading the fused CPU kernels (``kernels/*.cpp``, ``kernels/*.h``).
 
-The kernels are plain C++ with OpenMP and no PyTorch headers, so they build in about 15-30 seconds with
-the system compiler on first use. ``families.inc`` is generated from the family declarations (the
-headers to include and the ``code -> struct`` table), so the C++ never repeats a family code. The
-shared library is cached under ``$ORTHOACT_CACHE_DIR`` (or ``$XDG_CACHE_HOME/orthoact``, default
-``~/.cache/orthoact``) keyed by a hash of the sources, the flags, the compiler and the CPU's features,
-so later processes load it at once. A cached library is named by the hash of its own bytes and
+The kernels are plain C++ with OpenMP and no PyTorch headers. Each family with C++ kernels gets a
+shared library of its own (the drivers of ``kernels.cpp`` and the family's header), built with the
+system compiler on first use (5-20 seconds each; :func:`load` builds them side by side), so a family
+whose kernels fail to build falls back to the reference alone and a new family rebuilds nothing
+else. ``families.inc`` is generated from the declaration (the header to include, the table of the
+family's variants, the degrees compiled with their own unrolled code), so the C++ never repeats a
+number. Each library is cached under ``$ORTHOACT_CACHE_DIR`` (or ``$XDG_CACHE_HOME/orthoact``,
+default ``~/.cache/orthoact``) keyed by a hash of its sources, the flags, the compiler and the CPU's
+features, so later processes load it at once. A cached library is named by the hash of its own bytes and
 found through a small pointer file, so a truncated or altered file is detected before it is loaded
 (loading a truncated shared library can crash the process). It links ``libgomp.so.1``: in a process that imported torch this
 is torch's own OpenMP runtime, so both share one thread pool.
 
 Nothing here raises: every failure (no source files, no compiler, a compiler that fails or hangs,
 a cache folder that is a file, unwritable, full or writable by other users, a truncated or stale
-cached library) ends in :class:`BuildInfo` with ``library=None`` and an ``error`` the auto backend
-shows once in a warning before it uses the reference implementation. A cached library that fails to
+cached library) ends in a family's :class:`BuildInfo` with ``library=None`` and an ``error`` the auto
+backend shows once in a warning before it uses the reference implementation for that family. A cached library that fails to
 load is rebuilt once; a cache folder other users can write to is never loaded from (the library is
 built in a private temporary folder instead).
 """
@@ -32,7 +35,8 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KERNEL_DIR = Path(__file__).with_name("kernels")
@@ -45,18 +49,44 @@ BUILD_TIMEOUT_ENV = "ORTHOACT_BUILD_TIMEOUT"
 DEFAULT_BUILD_TIMEOUT = 300.0  # seconds
 
 
+#: Degrees whose float32 kernels get their own unrolled code (higher ones take the degree at run time).
+SPECIALIZED_DEGREES = range(1, 11)
+
+
 @dataclass
 class BuildInfo:
+    """One family's library (or why there is none)."""
+
     library: ctypes.CDLL | None
     path: Path | None
     compiled: bool  # compiled in this process (False: loaded from the cache)
     seconds: float  # time spent compiling or loading
     error: str | None
     note: str | None = None  # e.g. why the cache folder was not used
+    family: str = ""
+
+
+@dataclass
+class Kernels:
+    """Every family's library, as :func:`load` left them."""
+
+    families: dict[str, BuildInfo] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the whole load
+
+    @property
+    def error(self) -> str | None:
+        """What failed, family by family (``None``: every library is loaded)."""
+        errors = [f"{name}: {info.error}" for name, info in self.families.items() if info.error]
+        return "; ".join(errors) or None
+
+    @property
+    def compiled(self) -> bool:
+        """Whether any library was compiled (not loaded from the cache) in this process."""
+        return any(info.compiled for info in self.families.values())
 
 
 _lock = threading.Lock()
-_info: BuildInfo | None = None
+_infos: dict[str, BuildInfo] = {}
 
 
 def cache_dir() -> Path:
@@ -87,47 +117,55 @@ def _timeout() -> float:
         return DEFAULT_BUILD_TIMEOUT
 
 
-def families_inc() -> str:
-    """The generated C++ table of kernels: headers to include and ``X(code, Struct, nan_at_infinity)`` entries."""
-    from orthoact.ops._common import MAX_KERNEL_DEGREE, kernel_table
+def families_inc(family: str) -> str:
+    """The generated C++ of one family's library: its header, ``OA_FAMILIES(X)`` with
+    ``X(variant, Struct, nan_at_infinity)`` per variant, and the specialised degrees."""
+    from orthoact.ops._common import MAX_KERNEL_DEGREE
 
-    table = kernel_table()
-    lines = ["// Generated by orthoact/ops/_build.py from the family declarations; do not edit.", "#pragma once",
-             f"#define OA_MAX_DEGREE {MAX_KERNEL_DEGREE}"]
-    lines += [f'#include "{h}"' for h in _headers(table)]
-    entries = " ".join(f"X({code}, {entry.kernel.cpp_struct}, {'true' if entry.spec.nan_at_infinity else 'false'})"
-                       for code, entry in sorted(table.items()))
-    lines.append(f"#define OA_FAMILIES(X) {entries}")
+    entries = _entries(family)
+    lines = ["// Generated by orthoact/ops/_build.py from the family declaration; do not edit.", "#pragma once",
+             f"#define OA_MAX_DEGREE {MAX_KERNEL_DEGREE}",
+             "#define OA_SPECIALIZED_DEGREES(X) " + " ".join(f"X({d})" for d in SPECIALIZED_DEGREES)]
+    lines += [f'#include "{h}"' for h in sorted({str(_header(e)) for e in entries})]
+    table = " ".join(f"X({e.variant}, {e.kernel.cpp_struct}, {'true' if e.spec.nan_at_infinity else 'false'})"
+                     for e in entries)
+    lines.append(f"#define OA_FAMILIES(X) {table}")
     return "\n".join(lines) + "\n"
 
 
-def _headers(table) -> list[str]:
-    """Each family's header, as an absolute path (a family declared outside orthoact may keep its
-    header next to its own code)."""
-    out = []
-    for entry in table.values():
-        path = Path(entry.kernel.cpp_header)
-        path = path if path.is_absolute() else KERNEL_DIR / path
-        if str(path) not in out:
-            out.append(str(path))
-    return sorted(out)
-
-
-def _sources(generated: str) -> list[bytes]:
-    """Everything the library is built from (raises OSError when a source file is missing)."""
+def cpp_families() -> list[str]:
+    """The declared families with C++ kernels, in declaration order."""
     from orthoact.ops._common import kernel_table
 
-    files = sorted(p for p in KERNEL_DIR.iterdir() if p.suffix in (".cpp", ".h"))
-    if not any(p.name == DRIVER for p in files):
-        raise FileNotFoundError(f"{KERNEL_DIR / DRIVER} is missing (is the package installed completely?)")
-    files += [Path(h) for h in _headers(kernel_table()) if Path(h).parent != KERNEL_DIR]
+    return list(dict.fromkeys(e.spec.name for e in kernel_table().values() if e.kernel.cpp_header))
+
+
+def _entries(family: str) -> list:
+    from orthoact.ops._common import kernel_table
+
+    return [e for e in kernel_table().values() if e.spec.name == family and e.kernel.cpp_header]
+
+
+def _header(entry) -> Path:
+    """A family's header, as an absolute path (a family declared outside orthoact may keep its header
+    next to its own code)."""
+    path = Path(entry.kernel.cpp_header)
+    return path if path.is_absolute() else KERNEL_DIR / path
+
+
+def _sources(family: str, generated: str) -> list[bytes]:
+    """Everything one family's library is built from (raises OSError when a source file is missing)."""
+    driver = KERNEL_DIR / DRIVER
+    if not driver.is_file():
+        raise FileNotFoundError(f"{driver} is missing (is the package installed completely?)")
+    files = [driver, KERNEL_DIR / "common.h", *sorted({_header(e) for e in _entries(family)})]
     return [p.name.encode() + b"\0" + p.read_bytes() for p in files] + [generated.encode()]
 
 
-def _key(compiler: str, generated: str) -> str:
+def _key(compiler: str, family: str, generated: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     digest = hashlib.sha256()
-    for part in (*_sources(generated), " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()):
+    for part in (*_sources(family, generated), " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()):
         digest.update(part)
     return digest.hexdigest()[:20]
 
@@ -212,7 +250,8 @@ def _compile(compiler: str, folder: Path, pointer: Path, generated: str) -> tupl
             proc.communicate()
             return None, f"compiling the fused kernels took longer than {_timeout():.0f} s (set {BUILD_TIMEOUT_ENV} to wait longer)"
         if proc.returncode != 0:
-            message = (stderr or stdout).strip().splitlines()[-5:]
+            lines = (stderr or stdout).strip().splitlines()
+            message = [line.strip() for line in lines if "error" in line][:3] or lines[-5:]
             return None, "compiling the fused kernels failed: " + " | ".join(message)
         os.chmod(tmp, 0o700)
         library = folder / f"{pointer.stem}-{_digest(tmp)}.so"
@@ -223,51 +262,73 @@ def _compile(compiler: str, folder: Path, pointer: Path, generated: str) -> tupl
     return library, None
 
 
-def _build() -> BuildInfo:
+def _build(family: str) -> BuildInfo:
     start = time.perf_counter()
     try:
         compiler = _compiler()
         if compiler is None:
-            return BuildInfo(None, None, False, 0.0, "no C++ compiler found (install g++ or set CXX)")
-        generated = families_inc()
-        key = _key(compiler, generated)
+            return BuildInfo(None, None, False, 0.0, "no C++ compiler found (install g++ or set CXX)", family=family)
+        generated = families_inc(family)
+        key = _key(compiler, family, generated)
         folder, note = _usable_cache(cache_dir())
         private_tmp = None
         if folder is None:  # build for this process only, in a folder nobody else can write
             private_tmp = tempfile.TemporaryDirectory(prefix="orthoact-kernels-")
             folder = Path(private_tmp.name)
-        pointer = folder / f"kernels-{key}.txt"
+        pointer = folder / f"kernels-{family}-{key}.txt"
         cached = _cached(pointer)
         if cached is not None:
             try:
-                return BuildInfo(_open(cached), cached, False, time.perf_counter() - start, None, note)
+                return BuildInfo(_open(cached), cached, False, time.perf_counter() - start, None, note, family)
             except OSError:  # stale or foreign: rebuild it once
                 pass
         target, error = _compile(compiler, folder, pointer, generated)
         if error:
-            return BuildInfo(None, None, False, time.perf_counter() - start, error, note)
-        compiled = True
+            return BuildInfo(None, None, False, time.perf_counter() - start, error, note, family)
         lib = _open(target)
         if private_tmp is not None:
             # The loaded library stays mapped after its file is removed with the folder.
             _keep.append(private_tmp)
-        return BuildInfo(lib, target, compiled, time.perf_counter() - start, None, note)
-    except Exception as error:  # noqa: BLE001 - any failure means "no fused kernels", never a crash
+        return BuildInfo(lib, target, True, time.perf_counter() - start, None, note, family)
+    except Exception as error:  # any failure means "no fused kernels for this family", never a crash
         return BuildInfo(None, None, False, time.perf_counter() - start,
-                         f"building the fused kernels failed ({type(error).__name__}: {error})")
+                         f"building the fused kernels failed ({type(error).__name__}: {error})", family=family)
 
 
 _keep: list = []  # private build folders of this process (removed at exit)
 
 
-def load() -> BuildInfo:
-    """Build (once per machine) and load the kernels; never raises, reports failure in ``error``."""
-    global _info
-    if _info is None:
+def _loaded(family: str) -> BuildInfo:
+    info = _infos.get(family)
+    if info is None:
+        info = _infos.setdefault(family, _build(family))
+        if info.note and info.library is not None:
+            warnings.warn(f"orthoact: {info.note}; the fused kernels of {family} were built in a private temporary "
+                          "folder for this process only", RuntimeWarning, stacklevel=3)
+    return info
+
+
+def library(family: str) -> BuildInfo:
+    """Build (once per machine) and load one family's kernels; never raises, reports failure in
+    ``error``."""
+    if family not in _infos:
         with _lock:
-            if _info is None:
-                _info = _build()
-                if _info.note and _info.library is not None:
-                    warnings.warn(f"orthoact: {_info.note}; the fused kernels were built in a private temporary "
-                                  "folder for this process only", RuntimeWarning, stacklevel=2)
-    return _info
+            if family not in cpp_families():
+                return BuildInfo(None, None, False, 0.0, f"{family} declares no C++ kernels", family=family)
+            _loaded(family)
+    return _infos[family]
+
+
+def load() -> Kernels:
+    """Build (once per machine, side by side) and load every family's kernels; never raises."""
+    start = time.perf_counter()
+    with _lock:
+        names = cpp_families()
+        missing = [n for n in names if n not in _infos]
+        if missing:
+            with ThreadPoolExecutor(max_workers=max(1, min(len(missing), os.cpu_count() or 1))) as pool:
+                built = dict(zip(missing, pool.map(_build, missing)))
+            for name in missing:  # in declaration order
+                _infos[name] = built[name]
+                _loaded(name)
+    return Kernels({n: _infos[n] for n in names}, time.perf_counter() - start)

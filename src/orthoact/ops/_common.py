@@ -5,7 +5,7 @@ Every fast path is a pair of kernels behind two ``torch.library`` custom ops:
 ``backward(dy, x, params, ..., need_input_grad, need_param_grad) -> (dx, dparams)``, where
 ``params`` packs the family's parameters (in the declaration's order, ``sizes`` columns each) into
 one ``(groups, P)`` matrix and element ``i`` of the contiguous input uses row
-``(i // block_len) % groups``. ``code`` is the kernel's :class:`~orthoact.family.FamilyCode`. The
+``(i // block_len) % groups``. ``code`` numbers the kernel in :func:`kernel_table`. The
 autograd formula saves only ``x`` and ``params``; a higher-order derivative (``create_graph=True``)
 differentiates the reference formulas instead.
 """
@@ -20,30 +20,53 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from orthoact import family, reference
-from orthoact.family import FamilySpec, KernelSpec
+from orthoact import declarations, reference
+from orthoact.declarations import FamilySpec, KernelSpec
 
 
 @dataclass(frozen=True)
 class KernelEntry:
+    """One kernel: a family variant (a combination of its options) and where its code is."""
+
+    code: int  # its number in kernel_table(), passed through the custom ops
     spec: FamilySpec
     options: dict
     kernel: KernelSpec
+    variant: int  # its number among the family's own variants (the code inside the family's C++ library)
+
+
+_table: tuple[tuple, dict[int, KernelEntry], dict[tuple, int]] | None = None
+
+
+def _tables() -> tuple[dict[int, KernelEntry], dict[tuple, int]]:
+    global _table
+    specs = declarations.specs()
+    key = tuple(map(id, specs))
+    if _table is None or _table[0] != key:
+        table: dict[int, KernelEntry] = {}
+        codes: dict[tuple, int] = {}
+        for spec in specs:
+            if spec.kernels is None:
+                continue
+            names = [o.name for o in spec.options]
+            for variant, combo in enumerate(itertools.product(*(o.allowed for o in spec.options))):
+                options = dict(zip(names, combo))
+                code = len(table)
+                table[code] = KernelEntry(code, spec, options, spec.kernels(**options), variant)
+                codes[(spec.name, tuple(sorted(options.items())))] = code
+        _table = (key, table, codes)
+    return _table[1], _table[2]
 
 
 def kernel_table() -> dict[int, KernelEntry]:
-    """Every declared kernel by code (one per family and option combination)."""
-    table: dict[int, KernelEntry] = {}
-    for spec in family.specs():
-        names = [o.name for o in spec.options]
-        for combo in itertools.product(*(o.allowed for o in spec.options)):
-            options = dict(zip(names, combo))
-            kernel = spec.kernels(**options)
-            code = int(kernel.code)
-            if code in table and table[code].kernel != kernel:
-                raise ValueError(f"kernel code {kernel.code!r} is declared twice ({table[code].spec.name}, {spec.name})")
-            table.setdefault(code, KernelEntry(spec, options, kernel))
-    return table
+    """Every declared kernel by code: one per family with kernels and combination of its options,
+    numbered in declaration order (so no number is ever written by hand)."""
+    return _tables()[0]
+
+
+def kernel_code(spec: FamilySpec, options: dict) -> int | None:
+    """The code of a family variant's kernels (``None``: the family declares none)."""
+    return _tables()[1].get((spec.name, tuple(sorted(options.items()))))
 
 
 #: The highest degree the fast paths compile (the C++ build gets it as OA_MAX_DEGREE); higher ones
@@ -63,13 +86,13 @@ def block_len(x: Tensor, groups: int, channel_dim: int) -> int:
     return (x.shape[dim] // groups) * math.prod(x.shape[dim + 1 :])
 
 
-def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, grad_dtype: torch.dtype, device_types=None):
+def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, grad_dtype: torch.dtype):
     """Register ``orthoact::{prefix}_forward`` / ``_backward`` with fake kernels and autograd.
 
     ``grad_dtype`` is the dtype the backward returns the packed parameter gradient in.
     """
 
-    @torch.library.custom_op(f"orthoact::{prefix}_forward", mutates_args=(), device_types=device_types)
+    @torch.library.custom_op(f"orthoact::{prefix}_forward", mutates_args=())
     def forward_op(x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int,
                    groups: int) -> Tensor:
         return forward_impl(x, params, code, degree, block_len, groups)
@@ -78,7 +101,7 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
     def _(x, params, code, degree, sizes, block_len, groups):
         return torch.empty_like(x)
 
-    @torch.library.custom_op(f"orthoact::{prefix}_backward", mutates_args=(), device_types=device_types)
+    @torch.library.custom_op(f"orthoact::{prefix}_backward", mutates_args=())
     def backward_op(
         grad: Tensor, x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int, groups: int,
         need_input_grad: bool, need_param_grad: bool,
@@ -130,7 +153,6 @@ def run(op, spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_d
     packed = torch.cat([p.to(param_dtype) for p in params], dim=1).contiguous()  # autograd splits the grads back
     groups = packed.shape[0]
     xc = (x if x.dtype in input_dtypes else x.to(param_dtype)).contiguous()
-    kernel = spec.kernels(**options)
-    y = op(xc, packed, int(kernel.code), spec.kernel_degree(degree), [p.shape[1] for p in params],
+    y = op(xc, packed, kernel_code(spec, options), spec.kernel_degree(degree), [p.shape[1] for p in params],
            block_len(x, groups, channel_dim), groups)
     return y.to(x.dtype)

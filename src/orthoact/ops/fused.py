@@ -18,17 +18,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orthoact.family import FamilySpec
-from orthoact.ops._build import load
+from orthoact.declarations import FamilySpec
+from orthoact.ops._build import library
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE
-from orthoact.ops._common import define_ops, run
+from orthoact.ops._common import define_ops, kernel_entry, run
 from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
 
-def _kernel_error() -> str | None:
-    return load().error
+def _kernel_error(family: str) -> str | None:
+    return library(family).error
 
 
 # torch.compile must call this eagerly while tracing (building takes a lock and runs a compiler).
@@ -38,18 +38,22 @@ _kernel_error._dynamo_marked_constant = True
 
 
 def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:
+    if spec.kernels is None or spec.kernels(**options).cpp_header is None:
+        return f"{spec.name} declares no C++ kernels"
     if x.device.type != "cpu":
         return f"input is on {x.device.type}; the fused kernels run on CPU tensors"
     if max(spec.degree_values(degree)) > MAX_DEGREE:
         return f"degree {spec.degree_text(degree)} is above the fused kernels' limit of {MAX_DEGREE}"
-    return _kernel_error()
+    return _kernel_error(spec.name)
 
 
-def _library():
-    info = load()
+def _library(code: int):
+    """The family library of a kernel code and the variant's number inside it."""
+    entry = kernel_entry(code)
+    info = library(entry.spec.name)
     if info.library is None:
-        raise RuntimeError(f"orthoact fused kernels unavailable: {info.error}")
-    return info.library
+        raise RuntimeError(f"orthoact fused kernels of {entry.spec.name} unavailable: {info.error}")
+    return info.library, entry.variant
 
 
 def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int) -> Tensor:
@@ -58,8 +62,9 @@ def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, 
     xc = x if x.dtype == params.dtype else x.to(params.dtype)
     y = torch.empty_like(xc)
     if x.numel():
-        status = _library().oa_forward(
-            code, _DTYPE_CODES[xc.dtype], xc.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
+        lib, variant = _library(code)
+        status = lib.oa_forward(
+            variant, _DTYPE_CODES[xc.dtype], xc.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
             params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
         )
         if status:
@@ -74,8 +79,9 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     dparams = torch.zeros(params.shape, dtype=torch.float64) if need_param_grad else params.new_empty(0, dtype=torch.float64)
     if x.numel() and (need_input_grad or need_param_grad):
-        status = _library().oa_backward(
-            code, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
+        lib, variant = _library(code)
+        status = lib.oa_backward(
+            variant, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
             x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
         )

@@ -19,7 +19,7 @@ import os
 import torch
 from torch import Tensor
 
-from orthoact.family import FamilySpec
+from orthoact.declarations import FamilySpec
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE  # (the loops are unrolled at compile time)
 from orthoact.ops._common import define_ops, kernel_entry, run
 from orthoact.reference import compute_dtype
@@ -30,6 +30,8 @@ MIN_RUN = 1024  # shorter runs of one group use the rows layout
 
 
 def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:
+    if spec.kernels is None or spec.kernels(**options).triton_module is None:
+        return f"{spec.name} declares no Triton kernels"
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (pip install 'orthoact[triton]')"
     if compute_dtype(x, *params) == torch.float64:

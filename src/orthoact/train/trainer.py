@@ -40,7 +40,7 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 def parameter_groups(model: nn.Module, weight_decay: float, act_lr_mult: float | None = None) -> list[dict]:
     """AdamW groups: decay on >= 2-D weights; none on norms, biases and activation parameters, whose
     learning rate is multiplied by ``act_lr_mult`` (``None``: each family's tuned default,
-    :attr:`orthoact.family.FamilySpec.lr_mult`)."""
+    :attr:`orthoact.declarations.FamilySpec.lr_mult`)."""
     mult_of = {}
     for m in model.modules():
         if isinstance(m, BasisActivation):

@@ -2,17 +2,17 @@
 
 A family is a :class:`FamilySpec`: its name, its parameters in kernel order with their shapes, its
 degree(s), its initialisations, its reference formula, its exact Gaussian gains, its fitting start
-and its kernels. Everything else in the library (the reference dispatcher, the fast paths, the
-functional API, the modules, the registry, fitting, gain analysis, the tests' and benchmarks'
-parameter lists) is derived from the declarations registered here with :func:`declare`.
+and, optionally, its kernels. Everything else in the library (the reference dispatcher, the fast
+paths, the functional API, the modules, the registry, fitting, gain analysis, the tests' and
+benchmarks' parameter lists) is derived from the declarations registered here with :func:`declare`.
+A family without kernels works everywhere on the reference implementation.
 
-This module is pure data: no ``nn.Module``, no autograd, no kernels. The declarations themselves
-live in :mod:`orthoact.families` (one file per family).
+This module is pure data: no ``nn.Module``, no autograd, no kernels. The shipped declarations live
+in :mod:`orthoact.families` (one file per family); any code may declare more.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,18 +21,6 @@ from torch import Tensor
 
 #: A family's degree: one int, or a pair such as a rational function's (numerator, denominator).
 Degree = Any
-
-
-class FamilyCode(enum.IntEnum):
-    """Kernel codes, named once here: the C++ dispatch table (``families.inc``) is generated from
-    them and the Triton launcher passes each family's functions, so neither repeats a number."""
-
-    HERMITE = 0
-    FOURIER = 1
-    TROPICAL = 2
-    TROPICAL_RATIONAL = 3
-    RATIONAL_A = 4
-    RATIONAL_B = 5
 
 
 @dataclass(frozen=True)
@@ -45,18 +33,19 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """Where a family's fast kernels are.
+    """Where the fast kernels of one family variant (one combination of its options) are.
 
     ``cpp_struct`` is the C++ template (``template <typename T, int N> struct ...``) defined in
-    ``ops/kernels/<cpp_header>``; ``triton_module`` holds the Triton functions ``triton_forward`` and
-    ``triton_backward`` (and optionally host-side ``prepare(params, degree)`` and
-    ``aux(params, degree)``). ``nan_at_infinity``: +-inf inputs are treated as NaN (as the reference).
+    ``cpp_header`` (a file name in ``orthoact/ops/kernels/`` or an absolute path); ``triton_module``
+    holds the Triton functions ``triton_forward`` and ``triton_backward`` (and optionally host-side
+    ``prepare(params, degree)`` and ``aux(params, degree)``). Either may be ``None``: that backend then
+    does not run the family. The kernels' numeric codes are assigned from the declarations (see
+    :func:`orthoact.ops.kernel_table`), never written by hand.
     """
 
-    code: FamilyCode
-    cpp_header: str
-    cpp_struct: str
-    triton_module: str
+    cpp_header: str | None
+    cpp_struct: str | None
+    triton_module: str | None
     triton_forward: str = "forward"
     triton_backward: str = "backward"
 
@@ -68,6 +57,16 @@ class Option:
     name: str
     default: Any
     allowed: tuple
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A boolean constructor option of the module that keeps some parameters fixed when ``False``
+    (stored as buffers, not learned, left out of fits), e.g. Fourier's ``learn_frequencies``."""
+
+    name: str
+    fixes: tuple[str, ...]
+    default: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,9 +103,10 @@ class FamilySpec:
         fit_start: ``fit_start(x, w, f, df, degree, match_derivative, **options) -> {param: 1-D tensor}``.
         refine: ``refine(fixed, **options) -> Refine | None``: the optimisation after the fit start
             (``fixed``: names of parameters that are not learned).
-        kernels: ``kernels(**options) -> KernelSpec``.
+        kernels: ``kernels(**options) -> KernelSpec``, or ``None`` (the reference runs it everywhere).
         min_degree: the smallest degree (checked on every call).
-        options: non-learnable settings.
+        options: non-learnable settings passed to the formula and the kernels.
+        switches: boolean module options that keep parameters fixed (see :class:`Switch`).
         formula: one line for docstrings and errors.
         degree_args: the constructor's degree argument names (``("degree",)`` or
             ``("numerator", "denominator")``); ``parse_degree`` turns the text after ``name:``
@@ -125,8 +125,8 @@ class FamilySpec:
     gains: Callable[..., tuple[Tensor, Tensor]]
     inits: dict[str, Callable[..., dict[str, list[float]]]]
     fit_start: Callable[..., dict[str, Tensor]]
-    kernels: Callable[..., KernelSpec]
     formula: str
+    kernels: Callable[..., KernelSpec] | None = None
     refine: Callable[..., Refine | None] = lambda fixed=frozenset(), **_: None
     min_degree: int = 1
     nan_at_infinity: bool = False
@@ -134,6 +134,7 @@ class FamilySpec:
     fit_domain: Callable[[Degree], tuple[float, float]] | None = None
     lr_mult: float = 1.0
     options: tuple[Option, ...] = ()
+    switches: tuple[Switch, ...] = ()
     degree_args: tuple[str, ...] = ("degree",)
     parse_degree: Callable[[str], dict] | None = None
     gains_at: Callable | None = None
@@ -181,6 +182,11 @@ def declare(spec: FamilySpec) -> FamilySpec:
     return spec
 
 
+def undeclare(name: str) -> None:
+    """Remove a declared family (for families declared temporarily, e.g. in tests)."""
+    _SPECS.pop(name, None)
+
+
 def get(name: str) -> FamilySpec:
     """The declaration of a family; unknown names raise (there is no fallback family)."""
     try:
@@ -191,9 +197,5 @@ def get(name: str) -> FamilySpec:
 
 
 def specs() -> tuple[FamilySpec, ...]:
-    """Every declared family, in declaration order."""
+    """Every declared family, in declaration order (their names: :func:`orthoact.family_names`)."""
     return tuple(_SPECS.values())
-
-
-def names() -> tuple[str, ...]:
-    return tuple(_SPECS)

@@ -5,10 +5,10 @@ Khalfaoui-Hassani & Kesselheim, "Polynomial, trigonometric, and tropical activat
 (arXiv 2502.01247), plus the rational (Padé) activations of PAU and KAT.
 """
 
-from orthoact import declarations, functional, modules, nn, ops, reference, registry
+from orthoact import conversion, declarations, functional, modules, nn, ops, reference, registry
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
-from orthoact.convert import ConversionReport, convert, distill, load_converted, save_converted
+from orthoact.conversion import ConversionReport, convert, distill, load_converted, save_converted
 from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
 from orthoact.registry import available, create, family_names, register
@@ -33,6 +33,7 @@ __all__ = [
     "load_converted",
     "ConversionReport",
     "FitReport",
+    "conversion",
     "declarations",
     "functional",
     "modules",

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from orthoact import declarations
 from orthoact import reference
 from orthoact.declarations import FamilySpec
-from orthoact.targets import TARGETS
+from orthoact.targets import TARGETS, lookup
 
 __all__ = ["fit", "fit_parameters", "FitReport", "TARGETS", "resolve_target"]
 
@@ -74,10 +74,10 @@ class FitReport:
 def resolve_target(target) -> tuple[Callable[[Tensor], Tensor], str]:
     """A callable on tensors and a display name, from a name, a function or a module."""
     if isinstance(target, str):
-        key = target.strip().lower().replace("-", "_")
-        if key not in TARGETS:
+        classical = lookup(target)
+        if classical is None:
             raise ValueError(f"unknown target activation {target!r}; known: {', '.join(TARGETS)}")
-        return TARGETS[key], key
+        return classical.function, classical.name
     if isinstance(target, nn.Module):
         return target, type(target).__name__
     if callable(target):

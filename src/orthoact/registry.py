@@ -24,20 +24,8 @@ from torch import nn
 
 import orthoact.families  # noqa: F401  (declares the shipped families)
 from orthoact import declarations
+from orthoact.targets import CLASSICAL
 
-_CLASSICAL: dict[str, Callable[..., nn.Module]] = {
-    "gelu": nn.GELU,
-    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "mish": nn.Mish,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "softplus": nn.Softplus,
-    "identity": nn.Identity,
-}
 _USER: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -48,7 +36,7 @@ def family_names() -> tuple[str, ...]:
 
 def _factories() -> dict[str, Callable[..., nn.Module]]:
     out = {spec.name: spec.module for spec in declarations.specs() if spec.module is not None}
-    return {**out, **_CLASSICAL, **_USER}
+    return {**out, **{name: c.module for name, c in CLASSICAL.items()}, **_USER}
 
 
 def available() -> list[str]:

@@ -144,9 +144,9 @@ def propagate(activation, depth: int = 64, width: int = 1024, batch: int = 256, 
 
 
 def plot_trace(trace: GainTrace, path, title: str) -> None:
-    from orthoact.analysis.plots import _pyplot, save_figure
+    from orthoact.analysis.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     layers = np.arange(1, len(trace.activation_moments) + 1)
 
     def clean(values):

@@ -14,7 +14,8 @@ from orthoact.activation import BasisActivation
 from orthoact.targets import TARGETS
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (an error naming the extra if absent)."""
     try:
         import matplotlib
 
@@ -27,7 +28,7 @@ def _pyplot():
 
 def save_figure(fig, path) -> Path:
     """Write a figure (PNG or SVG by the suffix), creating the folder, and close it."""
-    plt = _pyplot()
+    plt = pyplot()
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def activation_modules(model_or_modules) -> list[tuple[str, BasisActivation]]:
     return out
 
 
-def _curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Tensor]:
+def curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Tensor]:
     """F and F' of one group of ``module`` on ``x``, in float64 on the reference formula."""
     rows = [t.detach().double().cpu()[group : group + 1] for t in module.tensors()]
     xg = x.clone().requires_grad_()
@@ -62,7 +63,7 @@ def _curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Ten
 
 def record_inputs(model: nn.Module, modules, inputs: Iterable) -> dict[int, Tensor]:
     """Inputs each activation module received on ``inputs`` batches (forward pre-hooks)."""
-    from orthoact.convert import _call
+    from orthoact.conversion import call_model
 
     seen: dict[int, list[Tensor]] = {id(m): [] for _, m in modules}
     handles = [m.register_forward_pre_hook(lambda mod, args: seen[id(mod)].append(args[0].detach().reshape(-1).float().cpu()[:200_000])) for _, m in modules]
@@ -71,7 +72,7 @@ def record_inputs(model: nn.Module, modules, inputs: Iterable) -> dict[int, Tens
     try:
         with torch.no_grad():
             for batch in inputs:
-                _call(model, batch)
+                call_model(model, batch)
     finally:
         model.train(was_training)
         for h in handles:
@@ -110,7 +111,7 @@ def plot_activations(
 
 def plot_panels(panels, path, *, reference: str | None = "gelu", x_range=None, cols: int = 4) -> Path:
     """Draw ``(title, module, group, recorded inputs or None)`` panels into one figure."""
-    plt = _pyplot()
+    plt = pyplot()
     if reference is not None and reference not in TARGETS:
         raise ValueError(f"reference must be one of {', '.join(TARGETS)} or None, got {reference!r}")
     cols = min(cols, len(panels))
@@ -126,7 +127,7 @@ def plot_panels(panels, path, *, reference: str | None = "gelu", x_range=None, c
         else:
             lo, hi = -4.0, 4.0
         x = torch.linspace(lo, hi, 801, dtype=torch.float64)
-        y, dy = _curves(module, x, group)
+        y, dy = curves(module, x, group)
         ax.plot(x, y, color="C0", lw=2, label="F")
         ax.plot(x, dy, color="C1", lw=1.2, label="F'")
         if reference is not None:
@@ -148,13 +149,13 @@ def plot_fit(module: BasisActivation, target, domain: tuple[float, float], path)
     """Target vs fitted module and their derivatives on ``domain`` (and 50% beyond it, shaded)."""
     from orthoact.fit import _values_and_derivatives, resolve_target
 
-    plt = _pyplot()
+    plt = pyplot()
     fn, name = resolve_target(target)
     lo, hi = domain
     pad = 0.5 * (hi - lo)
     x = torch.linspace(lo - pad, hi + pad, 1001, dtype=torch.float64)
     f, df = _values_and_derivatives(fn, x)
-    y, dy = _curves(module, x, 0)
+    y, dy = curves(module, x, 0)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, target_curve, fit_curve, label in ((a, f, y, "value"), (b, df, dy, "derivative")):
         ax.axvspan(lo, hi, color="C2", alpha=0.08, label="fitted domain")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from orthoact.analysis.plots import _curves, _pyplot, save_figure
+from orthoact.analysis.plots import curves, pyplot, save_figure
 from orthoact import declarations
 from orthoact.train.trainer import read_metrics
 
@@ -33,7 +33,7 @@ def activation_label(config: dict) -> str:
 
 
 def plot_losses(runs: list[dict], path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for i, run in enumerate(runs):
         train = [(r["step"], r["train_loss"]) for r in run["rows"] if "train_loss" in r]
@@ -50,7 +50,7 @@ def plot_losses(runs: list[dict], path) -> Path:
     return save_figure(fig, path)
 
 
-def _module_from_snapshot(entry: dict):
+def module_from_snapshot(entry: dict):
     """The module a snapshot describes (its ``config``; older snapshots give degree and groups)."""
     spec = declarations.get(entry["family"])
     config = entry.get("config") or {"degree": entry["degree"], "groups": entry["groups"]}
@@ -65,7 +65,7 @@ def plot_evolution(run: dict, path, x_range=(-4.0, 4.0), max_modules: int = 8) -
     """Each activation's shape at every snapshot, coloured from early (light) to late (dark)."""
     if not run["snapshots"] or not run["snapshots"][0]["modules"]:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     names = list(run["snapshots"][0]["modules"])[:max_modules]
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.3), squeeze=False)
     x = torch.linspace(*x_range, 401, dtype=torch.float64)
@@ -73,7 +73,7 @@ def plot_evolution(run: dict, path, x_range=(-4.0, 4.0), max_modules: int = 8) -
     steps = [s["step"] for s in run["snapshots"]]
     for ax, name in zip(axes.flat, names):
         for i, snap in enumerate(run["snapshots"]):
-            y, _ = _curves(_module_from_snapshot(snap["modules"][name]), x, 0)
+            y, _ = curves(module_from_snapshot(snap["modules"][name]), x, 0)
             ax.plot(x, y, color=cmap(i / max(1, len(steps) - 1)), lw=1.2, label=f"step {snap['step']}" if i in (0, len(steps) - 1) else None)
         ax.set_title(name if len(name) < 40 else "..." + name[-37:], fontsize=8)
         ax.grid(alpha=0.3)

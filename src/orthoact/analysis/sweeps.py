@@ -167,12 +167,12 @@ def tune_table(sweep: dict, cell: str, grid: dict) -> str:
 def plot_tune(sweep: dict, cell: str, grid: dict, path: Path) -> Path | None:
     """Final loss against the tuned value per activation (log axis for positive numbers), the chosen
     value marked."""
-    from orthoact.analysis.plots import _pyplot, save_figure
+    from orthoact.analysis.plots import pyplot, save_figure
 
     by_act = grid.get(cell, {})
     if not by_act:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     numeric = all(as_number(v) is not None for e in by_act.values() for v in e["values"])
     for i, (act, e) in enumerate(by_act.items()):
@@ -252,9 +252,9 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
 
 def plot_cell(sweep: dict, cell: str, path: Path) -> Path:
     """Validation-loss curves, mean over seeds with a +-1 standard deviation band, per activation."""
-    from orthoact.analysis.plots import _pyplot, save_figure
+    from orthoact.analysis.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     runs = [r for r in _final_runs(sweep, cell) if r["done"]]
     for i, act in enumerate(dict.fromkeys(r["act"] for r in runs)):
@@ -287,8 +287,8 @@ def plot_cell_activations(sweep: dict, cell: str, path: Path) -> Path | None:
     """Each learned activation of the cell (first seed, last snapshot): every layer's curve."""
     import torch
 
-    from orthoact.analysis.plots import _curves, _pyplot, save_figure
-    from orthoact.analysis.runs import _module_from_snapshot
+    from orthoact.analysis.plots import curves, pyplot, save_figure
+    from orthoact.analysis.runs import module_from_snapshot
 
     runs = [r for r in _final_runs(sweep, cell) if r["done"]]
     panels = []
@@ -302,12 +302,12 @@ def plot_cell_activations(sweep: dict, cell: str, path: Path) -> Path | None:
             panels.append((act, lines[-1]))
     if not panels:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.3), squeeze=False)
     x = torch.linspace(-4, 4, 401, dtype=torch.float64)
     for ax, (act, snapshot) in zip(axes.flat, panels):
         for j, (name, entry) in enumerate(snapshot["modules"].items()):
-            y, _ = _curves(_module_from_snapshot(entry), x, 0)
+            y, _ = curves(module_from_snapshot(entry), x, 0)
             ax.plot(x, y, color=f"C{j}", lw=1.2, label=name.split(".")[-3] if name.count(".") >= 3 else name)
         ax.plot(x, torch.nn.functional.gelu(x), "k:", lw=1, label="gelu")
         ax.set_title(f"{act} (step {snapshot['step']})", fontsize=8)

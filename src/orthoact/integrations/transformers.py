@@ -26,8 +26,10 @@ from transformers import PreTrainedModel
 from transformers import activations as hf_activations
 
 from orthoact import declarations
-from orthoact.convert import TARGET_GROUPS, _expand_targets, _sites, apply_sites, converted_sites
+from orthoact.conversion import add_conversion_hook, apply_sites, converted_sites, expand_targets, find_sites, site_exists
+from orthoact.conversion import target_names as conversion_targets
 from orthoact.registry import create, parse_spec
+from orthoact.targets import ALIASES
 
 PREFIX = "orthoact:"
 CONFIG_KEY = "orthoact"
@@ -90,22 +92,13 @@ def _post_init(self) -> None:
         return
     sites, strict = _sites_for(self, recorded)
     if not strict:
-        missing = [n for n in sites if not _has_site(self, n)]
+        missing = [n for n in sites if not site_exists(self, n)]
         if missing:
             warnings.warn(f"{type(self).__name__} has no activation at {missing[:3]} recorded by config.{CONFIG_KEY} "
                           f"(converted as {recorded.get('model_class')}); those sites are left as they are",
                           RuntimeWarning, stacklevel=2)
             sites = {n: e for n, e in sites.items() if n not in missing}
     apply_sites(self, sites)
-
-
-def _has_site(model, name: str) -> bool:
-    parent_name, _, attr = name.rpartition(".")
-    try:
-        parent = model.get_submodule(parent_name) if parent_name else model
-    except AttributeError:
-        return False
-    return callable(getattr(parent, attr, None))
 
 
 def register() -> None:
@@ -116,6 +109,7 @@ def register() -> None:
         table.__class__ = _ActivationTable  # the same object every model file imported
     if PreTrainedModel.post_init is not _post_init:
         PreTrainedModel.post_init = _post_init
+    add_conversion_hook(record_conversion)
 
 
 def _group_of(name) -> str | None:
@@ -123,21 +117,23 @@ def _group_of(name) -> str | None:
     if not isinstance(name, str):
         return None
     key = name.lower()
-    for group in TARGET_GROUPS:
+    for group in [*conversion_targets(), *ALIASES]:
         if key == group or key.startswith(group + "_") or (group == "gelu" and key.startswith("gelu")):
-            return "silu" if group == "swish" else group
+            return ALIASES.get(group, group)
     return None
 
 
 def record_conversion(model, targets, family: str, degree) -> None:
-    """Record a conversion of ``model`` in its config (called by :func:`orthoact.convert`)."""
-    register()
+    """Record a conversion of a transformers ``model`` in its config (a post-conversion hook of
+    :func:`orthoact.convert`; other models are left alone)."""
+    if not isinstance(model, PreTrainedModel):
+        return
     sites = converted_sites(model)
     setattr(model.config, CONFIG_KEY, {"model_class": type(model).__name__, "sites": sites})
-    remaining = _sites(model, _expand_targets(targets))
+    remaining = find_sites(model, expand_targets(targets))
     if remaining:  # the config's activation name also builds activations that were not converted
         return
-    converted = {group for group in TARGET_GROUPS if set(_expand_targets(group)) <= set(_expand_targets(targets))}
+    converted = {group for group in conversion_targets() if set(expand_targets(group)) <= set(expand_targets(targets))}
     name = f"{PREFIX}{family}:{declarations.get(family).degree_text(degree)}"
     for key in ACTIVATION_KEYS:
         if _group_of(getattr(model.config, key, None)) in converted:

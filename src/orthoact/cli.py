@@ -10,6 +10,11 @@ from pathlib import Path
 import torch
 
 import orthoact
+from orthoact._errors import MissingDependency
+
+#: What the library raises on purpose for bad input or a missing file or dependency.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
+               MissingDependency)
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -333,8 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError,
-            ImportError, TypeError) as error:  # user errors: one line, no traceback
+    except USER_ERRORS as error:  # raised on purpose for bad input: one line, no traceback (a bug keeps its traceback)
         print(f"orthoact: error: {error}", file=sys.stderr)
         return 2
 

@@ -109,6 +109,8 @@ def test_resume_equals_uninterrupted(folder, tmp_path):
     for part in ("model", "ema"):
         for name in a[part]:
             assert torch.equal(a[part][name], b[part][name]), (part, name)
+    assert a["ema_updates"] == b["ema_updates"] == 8  # torch's AveragedModel, one update per step
+    assert not all(torch.equal(a["ema"][k], a["model"][k]) for k in a["model"])
     metrics = evaluate_run(tmp_path / "full")
     assert "ema_top1" in metrics and metrics["step"] == 8
 

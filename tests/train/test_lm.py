@@ -310,3 +310,45 @@ def test_progress_off_a_terminal_is_a_few_plain_lines(dataset, tmp_path):
     assert "\r" not in result.stderr
     progress_lines = [line for line in result.stderr.splitlines() if line.startswith(tmp_path.name + ":")]
     assert 1 <= len(progress_lines) <= 3 and "40/40 (100%)" in progress_lines[-1], result.stderr
+
+
+def test_training_loss_is_read_once_per_logged_step(dataset, tmp_path, monkeypatch):
+    """No host-device sync per micro-batch: the loss stays a tensor and is read at the log interval."""
+    from orthoact.train.trainer import Trainer
+
+    reads = []
+    item = torch.Tensor.item
+    step = Trainer._train_step
+
+    def counting_step(self):
+        monkeypatch.setattr(torch.Tensor, "item", lambda t: reads.append(self.step) or item(t))
+        try:
+            return step(self)
+        finally:
+            monkeypatch.setattr(torch.Tensor, "item", item)
+
+    monkeypatch.setattr(Trainer, "_train_step", counting_step)
+    train_lm("shakespeare-char", tiny(dataset, tmp_path, "act=hermite:3", "train.max_steps=8", "train.grad_accum=4",
+                                      "train.log_interval=4", "train.eval_interval=8"))
+    assert reads == []  # nothing read inside the 8 steps of 4 micro-batches
+    assert [r["step"] for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+            if "train_loss" in r] == [4, 8]
+
+
+def test_cli_keeps_the_traceback_of_a_bug(monkeypatch, capsys):
+    from orthoact import cli
+    from orthoact._errors import MissingDependency
+
+    def broken(args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(cli, "_summary", broken)
+    with pytest.raises(TypeError, match="a bug"):  # not turned into a one-line user error
+        cli.main(["summary"])
+
+    def missing(args):
+        raise MissingDependency("plotting needs matplotlib: pip install 'orthoact[plot]'")
+
+    monkeypatch.setattr(cli, "_summary", missing)
+    assert cli.main(["summary"]) == 2
+    assert "orthoact: error: plotting needs matplotlib" in capsys.readouterr().err

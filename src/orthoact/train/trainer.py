@@ -18,7 +18,6 @@ data position, so a resumed run continues exactly as an uninterrupted one (bit-f
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from orthoact._progress import progress
 from orthoact.activation import BasisActivation
@@ -139,10 +139,9 @@ class Trainer:
         self.train_model = train_model
         self.writer = None
         self.ema = None
-        if cfg.ema_decay > 0:
-            self.ema = copy.deepcopy(self.model).eval()
-            for p in self.ema.parameters():
-                p.requires_grad_(False)
+        if cfg.ema_decay > 0:  # parameters and buffers averaged; the first update copies the model
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            self.ema.eval().requires_grad_(False)
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def _autocast(self):
@@ -184,7 +183,8 @@ class Trainer:
             "data": self.task.state_dict(),
             "config": self.config,
             "world_size": self.info.world_size,
-            "ema": self.ema.state_dict() if self.ema is not None else {},
+            "ema": self.ema.module.state_dict() if self.ema is not None else {},  # loads into a plain model
+            "ema_updates": int(self.ema.n_averaged) if self.ema is not None else 0,
             "timing": {"train_seconds": self.train_seconds, "elapsed": self.elapsed + time.perf_counter() - self._start},
         }
 
@@ -204,7 +204,8 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state.get("ema"):
-            self.ema.load_state_dict(state["ema"])
+            self.ema.module.load_state_dict(state["ema"])
+            self.ema.n_averaged.fill_(state.get("ema_updates", state["step"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"]:
@@ -231,14 +232,6 @@ class Trainer:
         self.model.train()
         return {k: all_reduce_mean(v, self.info) for k, v in metrics.items()}
 
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        decay = self.cfg.ema_decay
-        for e, p in zip(self.ema.parameters(), self.model.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()):
-            e.copy_(b)
-
     def _check_out_dir(self) -> None:
         """A new run never replaces a previous one silently."""
         cfg = self.cfg
@@ -252,7 +245,8 @@ class Trainer:
                 "train.resume=true, replace it with train.overwrite=true, or choose another train.out_dir"
             )
 
-    def train(self) -> dict:
+    def _begin(self) -> None:
+        """Check the run folder, resume or start afresh, write the config, open TensorBoard."""
         cfg = self.cfg
         self._check_out_dir()
         if self.info.enabled:
@@ -273,6 +267,50 @@ class Trainer:
                     self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
                 except ImportError:
                     print("tensorboard is not installed (pip install tensorboard); logging JSON lines only")
+
+    def _train_step(self) -> tuple[torch.Tensor, float]:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the step's loss as a tensor on
+        the device (not read here: reading it is a host-device sync) and the learning rate used."""
+        cfg = self.cfg
+        total = torch.zeros((), device=self.device)
+        for micro in range(cfg.grad_accum):
+            batch = self.task.train_batch()
+            sync = micro == cfg.grad_accum - 1
+            no_sync = self.train_model.no_sync if (self.info.enabled and not sync) else contextlib.nullcontext
+            with no_sync():
+                with self._autocast():
+                    loss = self.task.loss(self.train_model, batch) / cfg.grad_accum
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            total += loss.detach().float()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.scheduler.step()
+        self.step += 1
+        return total, lr
+
+    def _due(self, interval: int) -> bool:
+        return self.step % interval == 0 or self.step == self.cfg.max_steps
+
+    def train(self) -> dict:
+        """Train to ``max_steps`` (or ``stop_at``); returns the last evaluation's metrics.
+
+        The training loss stays on the device and is read at each log interval (as nanoGPT does: one
+        host-device sync per logged step, not one per micro-batch); a non-finite loss stops the run
+        there.
+        """
+        cfg = self.cfg
+        self._begin()
         snapshot_every = cfg.snapshot_interval or cfg.eval_interval
         if self.step == 0:
             self._snapshot()
@@ -284,43 +322,21 @@ class Trainer:
         last = {}
         while self.step < cfg.max_steps:
             step_start = time.perf_counter()
-            total = 0.0
-            for micro in range(cfg.grad_accum):
-                batch = self.task.train_batch()
-                sync = micro == cfg.grad_accum - 1
-                no_sync = self.train_model.no_sync if (self.info.enabled and not sync) else contextlib.nullcontext
-                with no_sync():
-                    with self._autocast():
-                        loss = self.task.loss(self.train_model, batch) / cfg.grad_accum
-                    (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-                total += loss.item()
-            if self.scaler is not None:
-                self.scaler.unscale_(self.optimizer)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            lr = self.optimizer.param_groups[0]["lr"]
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            loss, lr = self._train_step()
+            if self._due(cfg.log_interval):
+                value = all_reduce_mean(loss.item(), self.info)  # the sync: the timing below includes the queued work
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training loss is {value} at step {self.step}; lower train.lr or check the data")
+                self.train_seconds += time.perf_counter() - step_start
+                self._log({"step": self.step, "train_loss": value, "lr": lr, "time": time.perf_counter() - start,
+                           "train_seconds": self.train_seconds})
+                bar.set_postfix(loss=f"{value:.4f}")
             else:
-                self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.ema is not None:
-                self._update_ema()
-            self.scheduler.step()
-            self.step += 1
-            self.train_seconds += time.perf_counter() - step_start
+                self.train_seconds += time.perf_counter() - step_start
             bar.update(1)
-            if not math.isfinite(total):
-                raise FloatingPointError(f"training loss is {total} at step {self.step}; lower train.lr or check the data")
-            if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
-                row = {"step": self.step, "train_loss": all_reduce_mean(total, self.info), "lr": lr,
-                       "time": time.perf_counter() - start, "train_seconds": self.train_seconds}
-                self._log(row)
-                bar.set_postfix(loss=f"{row['train_loss']:.4f}")
-            if self.step % snapshot_every == 0 or self.step == cfg.max_steps:
+            if self._due(snapshot_every):
                 self._snapshot()
-            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
+            if self._due(cfg.eval_interval):
                 last = {"step": self.step, **self.evaluate(), "time": time.perf_counter() - start}
                 self._log(last)
                 bar.write(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))

@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)

@@ -187,7 +187,8 @@ def main() -> int:
 
     gelu = times["gelu"]
     rows = []
-    header = f"{'configuration':<36}{'fwd ms':>8}{'bwd ms':>8}{'total ms':>9}{'fwd/G':>7}{'bwd/G':>7}{'total/G':>8}{'mem MB':>8}{'mem/G':>7}"
+    header = (f"{'configuration':<36}{'fwd ms':>8}{'bwd ms':>8}{'total ms':>9}{'fwd/G':>7}{'bwd/G':>7}{'total/G':>8}"
+              f"{'mem MB':>8}{'mem/G':>7}")
     print(header)
     print("-" * len(header))
     for name, t in times.items():

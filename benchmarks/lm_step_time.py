@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 import orthoact
-
 from orthoact.models import GPT
 from orthoact.train.lm import resolve_config
 from orthoact.train.trainer import parameter_groups

@@ -181,7 +181,8 @@ def main() -> int:
         results["gpt"] = gpt_results(args.device)
         print("\none GPT training step (fresh process each): bytes saved for backward, and peak memory above the "
               "memory before the step (RSS on CPU: allocator noise included)")
-        print(f"{'shape':<18}{'activation':<22}{'saved MiB':>10}{'/ unfused':>10}{'/ GELU':>8}{'peak MiB':>10}{'/ unfused':>10}{'/ GELU':>8}")
+        print(f"{'shape':<18}{'activation':<22}{'saved MiB':>10}{'/ unfused':>10}{'/ GELU':>8}{'peak MiB':>10}"
+              f"{'/ unfused':>10}{'/ GELU':>8}")
         for r in results["gpt"]:
             print(f"{r['shape']:<18}{r['act']:<22}{r['saved_mib_recompute']:>10.0f}{r['saved_vs_unfused']:>10.2f}"
                   f"{r['saved_vs_gelu']:>8.2f}{r['peak_mib_recompute']:>10.0f}{r['vs_unfused']:>10.2f}{r['vs_gelu']:>8.2f}")

@@ -173,4 +173,4 @@ def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", c
         naive_error = (n.double() - e)[finite].abs().max().item() if finite.any() else 0.0
         atol = max(base["atol"] * scale, 10 * naive_error)
         torch.testing.assert_close(f.double(), e, rtol=base["rtol"] * scale, atol=atol,
-                                   msg=lambda m: f"{module.family} {name} ({backend}): {m}")
+                                   msg=lambda m, name=name: f"{module.family} {name} ({backend}): {m}")

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import torch
+from conftest import make
 
 import orthoact
-from conftest import make
 
 HAS_TORCHORTHO = importlib.util.find_spec("torchortho") is not None
 HAS_RATIONAL = importlib.util.find_spec("rational") is not None

@@ -36,7 +36,8 @@ def test_convert_module_and_function_attribute():
 
 def test_convert_inplace_and_strict():
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
-    with pytest.raises(ValueError, match=re.escape("convert found no activation to replace in Sequential (looked for GELU, GELUActivation")):
+    message = "convert found no activation to replace in Sequential (looked for GELU, GELUActivation"
+    with pytest.raises(ValueError, match=re.escape(message)):
         orthoact.convert(model)
     same, report = orthoact.convert(model, strict=False)
     assert report.sites == [] and isinstance(same[1], nn.ReLU)

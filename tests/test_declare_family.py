@@ -46,7 +46,7 @@ def _spec(name: str, kernels=None) -> FamilySpec:
 
 @pytest.fixture
 def quadratic():
-    spec = declarations.declare(_spec("quadratic"))
+    declarations.declare(_spec("quadratic"))
 
     class Quadratic(BasisActivation):
         spec = declarations.get("quadratic")

@@ -21,7 +21,8 @@ def independent_errors(module, fn, lo, hi, n=20001):
     return (y - f).abs().max().item(), (dy - df).abs().max().item()
 
 
-@pytest.mark.parametrize("family, degrees", [("hermite", [3, 5, 8]), ("fourier", [3, 5]), ("tropical", [3, 5]), ("tropical_rational", [3, 5])])
+@pytest.mark.parametrize("family, degrees",
+                         [("hermite", [3, 5, 8]), ("fourier", [3, 5]), ("tropical", [3, 5]), ("tropical_rational", [3, 5])])
 @pytest.mark.parametrize("target", ["gelu", "silu", "tanh"])
 def test_fit_report_agrees_with_independent_evaluation(family, degrees, target):
     for degree in degrees:
@@ -53,7 +54,7 @@ def test_hermite_errors_decrease_with_degree():
 def test_least_squares_is_deterministic(family):
     a, _ = orthoact.fit("silu", family, 5, learn_frequencies=False) if family == "fourier" else orthoact.fit("silu", family, 5)
     b, _ = orthoact.fit("silu", family, 5, learn_frequencies=False) if family == "fourier" else orthoact.fit("silu", family, 5)
-    for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (na, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(pa, pb), na
 
 

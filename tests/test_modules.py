@@ -4,12 +4,12 @@ import re
 
 import pytest
 import torch
+from conftest import FAMILIES, VARIANTS, make, params_of
 from torch import nn
 
 import orthoact
 import orthoact.functional as OF
 from orthoact import reference
-from conftest import FAMILIES, VARIANTS, make, params_of
 
 DTYPE_TOL = {
     torch.float64: dict(rtol=1e-12, atol=1e-12),
@@ -62,7 +62,8 @@ def test_bad_construction(call, exc, message):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_bad_inputs(family):
     m = orthoact.create(family, groups=3, channel_dim=1)
-    with pytest.raises(TypeError, match=re.escape("input must be a floating-point tensor (float16, bfloat16, float32 or float64), got torch.int64")):
+    message = "input must be a floating-point tensor (float16, bfloat16, float32 or float64), got torch.int64"
+    with pytest.raises(TypeError, match=re.escape(message)):
         m(torch.ones(2, 3, dtype=torch.int64))
     with pytest.raises(ValueError, match=re.escape("groups=3 must divide the size 4 of channel_dim=1 of the input with shape (2, 4)")):
         m(torch.ones(2, 4))

@@ -5,12 +5,12 @@ import re
 
 import pytest
 import torch
+from conftest import VARIANTS, make
 from torch import nn
 
 import orthoact
 from orthoact.models import GPT, GPTConfig
 from orthoact.nn import MLP
-from conftest import VARIANTS, make
 
 ACTS = [*VARIANTS, "gelu", "silu"]
 

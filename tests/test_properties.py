@@ -12,10 +12,10 @@ import re
 
 import pytest
 import torch
+from conftest import NO_GPU, VARIANTS, assert_matches_reference, degree_for, make, spec_of, split_variant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import NO_GPU, VARIANTS, assert_matches_reference, degree_for, make, spec_of, split_variant
 from orthoact import functional as OF
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]

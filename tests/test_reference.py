@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import NO_GPU, VARIANTS, call, make
 
 BACKENDS = ["reference", "fused"] + (["triton"] if importlib.util.find_spec("triton") and NO_GPU else [])
@@ -80,7 +79,7 @@ def test_nonfinite_inputs_are_the_same_on_every_backend(variant, backend, dtype)
         assert torch.equal(torch.isinf(a), torch.isinf(b)), (name, a, b)
         ok = torch.isfinite(a)
         tol = 2e-2 if dtype == torch.bfloat16 else 1e-4
-        torch.testing.assert_close(b[ok], a[ok], rtol=tol, atol=tol * 12, msg=lambda m: f"{variant} {name}: {m}")
+        torch.testing.assert_close(b[ok], a[ok], rtol=tol, atol=tol * 12, msg=lambda m, name=name: f"{variant} {name}: {m}")
 
 
 @pytest.mark.parametrize("dtype, param_dtype, compute", [

@@ -65,9 +65,6 @@ class PlainProgress:
             print(self._line() + " (done)" if self.total and self.n >= self.total else self._line(),
                   file=self.file, flush=True)
 
-    def __iter__(self):
-        raise TypeError("PlainProgress wraps no iterable; use progress_iter")
-
     def __enter__(self):
         return self
 
@@ -95,16 +92,3 @@ def progress(total=None, desc: str | None = None, disable: bool = False, file=No
     if _is_terminal(stream):
         return tqdm(total=total, desc=desc, file=stream, dynamic_ncols=True, **kwargs)
     return PlainProgress(total=total, desc=desc, file=stream, **kwargs)
-
-
-def progress_iter(iterable, total=None, desc: str | None = None, disable: bool = False, **kwargs):
-    """Iterate ``iterable`` while reporting progress (see :func:`progress`)."""
-    if total is None and hasattr(iterable, "__len__"):
-        total = len(iterable)
-    bar = progress(total=total, desc=desc, disable=disable, **kwargs)
-    try:
-        for item in iterable:
-            yield item
-            bar.update(1)
-    finally:
-        bar.close()

@@ -169,7 +169,8 @@ def _gains(args) -> int:
     act = make_activation(args.family, args.degree, args.init)
     trace = propagate(act, depth=args.depth, width=args.width, batch=args.batch, seed=args.seed,
                       dtype=torch.float64 if args.float64 else torch.float32)
-    label = f"{args.family}" + (f"-{args.degree}" if args.degree else "") + (f" init={args.init}" if args.family in orthoact.family_names() else "")
+    label = f"{args.family}" + (f"-{args.degree}" if args.degree else "")
+    label += f" init={args.init}" if args.family in orthoact.family_names() else ""
     print(f"{label}: plain MLP, depth {args.depth}, width {args.width}, fan-in init, N(0,1) inputs (batch {args.batch})")
     print(f"{'layer':>5}{'E[a^2] measured':>18}{'predicted':>12}{'E[g^2] measured':>18}{'predicted':>12}")
     for layer in range(args.depth):
@@ -255,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model: lm (GPT) or image (ConvNeXt)")
     p.add_argument("kind", choices=["lm", "image"])
-    p.add_argument("--preset", help="preset name or .toml path (lm: shakespeare-char, owt-gpt2-124m; image: fmnist-convnext, imagenet-convnext-t)")
+    p.add_argument("--preset", help="preset name or .toml path (lm: shakespeare-char, owt-gpt2-124m; "
+                                    "image: fmnist-convnext, imagenet-convnext-t)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. act=hermite:3 train.max_steps=2000")
     p.set_defaults(func=_train)
 

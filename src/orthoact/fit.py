@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from orthoact import declarations
-from orthoact import reference
+from orthoact import declarations, reference
 from orthoact.declarations import FamilySpec
 from orthoact.targets import TARGETS, lookup
 

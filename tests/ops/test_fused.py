@@ -6,13 +6,13 @@ import warnings
 
 import pytest
 import torch
+from conftest import VARIANTS, assert_matches_reference, call, make, params_of
 from torch import nn
 
 import orthoact
 import orthoact.functional as OF
 from orthoact import backends
 from orthoact.ops import _build
-from conftest import VARIANTS, assert_matches_reference, call, make, params_of
 
 # (shape, groups, channel_dim): odd sizes, a prime-sized 3-D tensor, short runs (rows layout) and
 # long runs (blocked layout) of one group.

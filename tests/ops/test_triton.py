@@ -8,10 +8,10 @@ import re
 
 import pytest
 import torch
+from conftest import NO_GPU, VARIANTS, assert_matches_reference, call, make, params_of
 
 import orthoact
 import orthoact.functional as OF
-from conftest import NO_GPU, VARIANTS, assert_matches_reference, call, make, params_of
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'orthoact[triton]')")
 pytestmark = pytest.mark.skipif(not NO_GPU, reason="interpreter tests; tests/ops/test_triton_gpu.py runs on a GPU")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ACT_NAMES, assert_torchrun_matches
 
 import orthoact
-from conftest import ACT_NAMES, assert_torchrun_matches
 from orthoact.models import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.lm import evaluate_run, sample_run, train_lm
@@ -186,7 +186,8 @@ def test_corrupt_checkpoint_and_atomic_save(dataset, tmp_path):
 def test_cli_train_and_errors(dataset, tmp_path, capsys):
     from orthoact.cli import main
 
-    assert main(["train", "lm", "--preset", "shakespeare-char", *tiny(dataset, tmp_path, "train.max_steps=2", "train.eval_interval=2")]) == 0
+    args = tiny(dataset, tmp_path, "train.max_steps=2", "train.eval_interval=2")
+    assert main(["train", "lm", "--preset", "shakespeare-char", *args]) == 0
     assert (tmp_path / "ckpt.pt").exists()
     assert main(["train", "lm", "lrr=3"]) == 2
     assert "unknown config key 'lrr'" in capsys.readouterr().err
@@ -237,7 +238,11 @@ def test_resume_keeps_one_snapshot_per_step_and_loads_rng_on_cpu(dataset, tmp_pa
 
     seen = []
     real_load = trainer_module.ckpt.load
-    monkeypatch.setattr(trainer_module.ckpt, "load", lambda path, map_location="cpu": seen.append(map_location) or real_load(path, map_location))
+    def load(path, map_location="cpu"):
+        seen.append(map_location)
+        return real_load(path, map_location)
+
+    monkeypatch.setattr(trainer_module.ckpt, "load", load)
     train_lm("shakespeare-char", tiny(dataset, tmp_path / "split", *args, "train.resume=true"))
     assert seen == ["cpu"]
 

@@ -2,7 +2,6 @@
 presets pinned to the paper's setting."""
 
 import pytest
-import torch
 from torch import nn
 
 import orthoact

@@ -116,10 +116,10 @@ def propagate(activation, depth: int = 64, width: int = 1024, batch: int = 256, 
     # Backward with a unit-variance upstream gradient, layer by layer (no graph across layers).
     grad = torch.randn(batch, width, generator=g, dtype=dtype)
     grads = [None] * depth
-    for l in reversed(range(depth)):
-        (gh,) = torch.autograd.grad(acts[l], pre[l], grad)
-        grads[l] = gh
-        grad = gh @ weights[l]
+    for layer in reversed(range(depth)):
+        (gh,) = torch.autograd.grad(acts[layer], pre[layer], grad)
+        grads[layer] = gh
+        grad = gh @ weights[layer]
     with torch.no_grad():
         act_moments = [a.detach().square().mean().item() for a in acts]
         grad_moments = [gr.square().mean().item() for gr in grads]
@@ -137,9 +137,9 @@ def propagate(activation, depth: int = 64, width: int = 1024, batch: int = 256, 
         q = f
     pred_g = [0.0] * depth
     upstream = 1.0
-    for l in reversed(range(depth)):
-        upstream = upstream * chis[l]
-        pred_g[l] = upstream
+    for layer in reversed(range(depth)):
+        upstream = upstream * chis[layer]
+        pred_g[layer] = upstream
     return GainTrace(act_moments, grad_moments, pred_a, pred_g)
 
 

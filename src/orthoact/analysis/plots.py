@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from orthoact._errors import MissingDependency
 from orthoact import reference
+from orthoact._errors import MissingDependency
 from orthoact.activation import BasisActivation
 from orthoact.targets import TARGETS
 
@@ -67,7 +67,10 @@ def record_inputs(model: nn.Module, modules, inputs: Iterable) -> dict[int, Tens
     from orthoact.conversion import call_model
 
     seen: dict[int, list[Tensor]] = {id(m): [] for _, m in modules}
-    handles = [m.register_forward_pre_hook(lambda mod, args: seen[id(mod)].append(args[0].detach().reshape(-1).float().cpu()[:200_000])) for _, m in modules]
+    def keep(module, args):
+        seen[id(module)].append(args[0].detach().reshape(-1).float().cpu()[:200_000])
+
+    handles = [m.register_forward_pre_hook(keep) for _, m in modules]
     was_training = model.training
     model.eval()
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from orthoact.analysis.plots import curves, pyplot, save_figure
 from orthoact import declarations
+from orthoact.analysis.plots import curves, pyplot, save_figure
 from orthoact.train.trainer import read_metrics
 
 
@@ -74,7 +74,8 @@ def plot_evolution(run: dict, path, x_range=(-4.0, 4.0), max_modules: int = 8) -
     for ax, name in zip(axes.flat, names):
         for i, snap in enumerate(run["snapshots"]):
             y, _ = curves(module_from_snapshot(snap["modules"][name]), x, 0)
-            ax.plot(x, y, color=cmap(i / max(1, len(steps) - 1)), lw=1.2, label=f"step {snap['step']}" if i in (0, len(steps) - 1) else None)
+            label = f"step {snap['step']}" if i in (0, len(steps) - 1) else None
+            ax.plot(x, y, color=cmap(i / max(1, len(steps) - 1)), lw=1.2, label=label)
         ax.set_title(name if len(name) < 40 else "..." + name[-37:], fontsize=8)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)

@@ -225,9 +225,9 @@ def cell_table(sweep: dict, cell: str) -> tuple[str, list[dict]]:
                                "sd": statistics.stdev(paired) if len(paired) > 1 else None,
                                "beyond_noise": half is not None and abs(m) > half}
         rows.append(entry)
-    head = ["activation"] + ([f"tuned {sweep['plan']['tune']['key']}"] if tuned else []) + ["seeds"] + [label for _, label, _ in metrics] + [f"{metrics[0][1]} - {first} (95% CI)",
-                                                                          f"step time / {first}",
-                                                                          "loss change, last quarter"]
+    head = ["activation", *([f"tuned {sweep['plan']['tune']['key']}"] if tuned else []), "seeds",
+            *[label for _, label, _ in metrics], f"{metrics[0][1]} - {first} (95% CI)", f"step time / {first}",
+            "loss change, last quarter"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in rows:
         cells = [f"`{e['act']}`"] + ([str(e["value"])] if tuned else []) + [str(len(e["seeds"]))]

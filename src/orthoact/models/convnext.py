@@ -130,7 +130,8 @@ class ConvNeXt(nn.Module):
         self.stages = nn.ModuleList()
         k = 0
         for i in range(4):
-            self.stages.append(nn.Sequential(*[Block(dims[i], act_layer, rates[k + j], config.layer_scale_init, config.mlp_recompute) for j in range(depths[i])]))
+            blocks = [Block(dims[i], act_layer, rates[k + j], config.layer_scale_init, config.mlp_recompute) for j in range(depths[i])]
+            self.stages.append(nn.Sequential(*blocks))
             k += depths[i]
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], config.num_classes)

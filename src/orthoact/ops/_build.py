@@ -290,7 +290,7 @@ def _build(family: str) -> BuildInfo:
             # The loaded library stays mapped after its file is removed with the folder.
             _keep.append(private_tmp)
         return BuildInfo(lib, target, True, time.perf_counter() - start, None, note, family)
-    except Exception as error:  # any failure means "no fused kernels for this family", never a crash
+    except Exception as error:  # noqa: BLE001 - any failure means "no fused kernels for this family", never a crash
         return BuildInfo(None, None, False, time.perf_counter() - start,
                          f"building the fused kernels failed ({type(error).__name__}: {error})", family=family)
 

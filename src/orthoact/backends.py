@@ -5,7 +5,9 @@
 * ``"reference"``: the plain eager PyTorch implementation (:mod:`orthoact.reference`);
 * ``"fused"``: the fused CPU kernels (:mod:`orthoact.ops`), one pass over each big tensor;
 * ``"triton"``: the Triton GPU kernels;
-* ``"auto"`` (default): the fastest correct path for the input's device, dtypes and degree.
+* ``"auto"`` (default): the fastest correct path for the input's device, dtypes and degree; while
+  ``torch.export`` traces (``torch.onnx.export(..., dynamo=True)`` among others), the reference, whose
+  plain operations every exporter knows (a named backend keeps its custom op in the graph).
 
 A fast path that cannot run a call (no compiler, a degree above its limit, float64 arithmetic on
 Triton, ...) says why: ``auto`` then falls back to the next path (the reference last) with one
@@ -20,6 +22,7 @@ import os
 import warnings
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from orthoact import reference
@@ -63,7 +66,14 @@ def _warn_once(family: str, reason: str) -> None:
 
 
 def _auto_order(x: Tensor) -> tuple[str, ...]:
+    if _exporting():  # a portable graph of plain operations (ONNX, ExecuTorch, ...), not our custom ops
+        return ()
     return ("triton", "fused") if x.device.type == "cuda" else ("fused",)
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)
+    return bool(is_exporting and is_exporting())
 
 
 def _reference_run(spec, x, params, degree, channel_dim, options):

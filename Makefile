@@ -20,11 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 test: $(STAMP)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --no-cache .
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --no-cache .
 	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)

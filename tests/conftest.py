@@ -76,12 +76,16 @@ def params_of(module) -> dict[str, torch.Tensor]:
 
 
 def call(module_or_variant, x, params, channel_dim=-1, backend=None):
-    """The functional form of a module's family (with its options) on explicit parameters."""
+    """The functional form of a module's family (with its options and input map) on explicit
+    parameters (a module with a clamp takes its limit last, as ``reference_tensors``)."""
     if isinstance(module_or_variant, str):
         name, options = split_variant(module_or_variant)
-    else:
-        name, options = module_or_variant.family, module_or_variant.options
-    return OF.apply(name, x, *params, channel_dim=channel_dim, backend=backend, **options)
+        return OF.apply(name, x, *params, channel_dim=channel_dim, backend=backend, **options)
+    module = module_or_variant
+    extra = {"domain": module.domain}
+    if module.clamp:
+        params, extra["clamp_limit"] = params[:-1], params[-1]
+    return OF.apply(module.family, x, *params, channel_dim=channel_dim, backend=backend, **module.options, **extra)
 
 
 def pytest_configure(config):
@@ -152,7 +156,7 @@ def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", c
     never much worse. Parameter gradients are sums over all elements: their tolerance grows with
     sqrt(numel).
     """
-    params = list(module.tensors())
+    params = list(module.reference_tensors())
     compute = torch.promote_types(torch.float32, x.dtype)
     for p in params:
         compute = torch.promote_types(compute, p.dtype)
@@ -161,7 +165,8 @@ def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", c
     naive = _run(module, x.to(compute), [p.to(compute) for p in params], channel_dim, grad.to(compute), "reference")
     if check_graph is not None:
         check_graph(module, x, params, channel_dim)
-    names = ["output", "input grad"] + [f"grad of {n}" for n in module.spec.param_names]
+    names = ["output", "input grad"] + [f"grad of {n}" for n in module.spec.param_names] + \
+        (["grad of clamp_limit"] if module.clamp else [])
     for name, f, e, n, p in zip(names, fast, exact, naive, [x, x] + params):
         if f is None:
             assert e is None or not e.abs().sum(), name

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import torch
-from conftest import make
 
 import orthoact
+from conftest import make
 
 HAS_TORCHORTHO = importlib.util.find_spec("torchortho") is not None
 HAS_RATIONAL = importlib.util.find_spec("rational") is not None
@@ -74,8 +74,33 @@ def test_converter_errors():
         orthoact.torchortho_state_dict({"coefficients": torch.ones(3)}, "fourier")
     with pytest.raises(TypeError, match="expected a torchortho activation module, got Linear"):
         orthoact.from_torchortho(torch.nn.Linear(2, 2))
-    with pytest.raises(ValueError, match="no learnable clamp"):
-        orthoact.from_torchortho(torchortho.HermiteActivation(3, clamp=True))
+    clamped = torchortho.HermiteActivation(3, clamp=True)
+    with pytest.raises(ValueError, match="not a LearnableClamp's"):
+        orthoact.from_torchortho({**clamped.state_dict(), "clamp.extra": torch.ones(1)}, family="hermite")
+
+
+@needs_torchortho
+@pytest.mark.parametrize("degree", [3, 8])
+@pytest.mark.parametrize("backend", ["reference", "fused"])
+def test_learnable_clamp_matches_torchortho(degree, backend):
+    """HermiteActivation(clamp=True), torchortho's notebook setting: same values and gradients (x, the
+    coefficients and the clamp limit), from the module and from its state dict."""
+    old = perturb(torchortho.HermiteActivation(degree, clamp=True), seed=degree)
+    new = orthoact.from_torchortho(old, backend=backend)
+    assert new.inputs.clamp and new.clamp_limit.shape == (1, 1)
+    again = orthoact.from_torchortho(old.state_dict(), family="hermite")
+    torch.testing.assert_close(again.clamp_limit, new.clamp_limit)
+    x = 3 * torch.randn(4, 257)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    dy = torch.randn_like(x)
+    ours = new(xa)
+    (ours * dy).sum().backward()
+    theirs = old(xb)
+    (theirs * dy).sum().backward()
+    torch.testing.assert_close(ours, theirs, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(new.coefficients.grad.flatten(), old.coefficients.grad.flatten(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(new.clamp_limit.grad.flatten(), old.clamp.lim_val.grad.flatten(), rtol=1e-4, atol=1e-4)
 
 
 @needs_torchortho

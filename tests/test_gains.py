@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
-from conftest import VARIANTS, make
 
 import orthoact
+from conftest import VARIANTS, make
 
 N_SAMPLES = 1_000_000
 

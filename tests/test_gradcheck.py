@@ -3,6 +3,7 @@ on every backend that runs float64 here."""
 
 import pytest
 import torch
+
 from conftest import VARIANTS, call, make, params_of
 
 SMOOTH = [v for v in VARIANTS if not v.startswith("tropical")]

@@ -4,11 +4,11 @@ import re
 
 import pytest
 import torch
-from conftest import FAMILIES, VARIANTS, make, params_of
 from torch import nn
 
 import orthoact
 import orthoact.functional as OF
+from conftest import FAMILIES, VARIANTS, make, params_of
 from orthoact import reference
 
 DTYPE_TOL = {

@@ -5,10 +5,10 @@ import re
 
 import pytest
 import torch
-from conftest import VARIANTS, make
 from torch import nn
 
 import orthoact
+from conftest import VARIANTS, make
 from orthoact.models import GPT, GPTConfig
 from orthoact.nn import MLP
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from conftest import NO_GPU, VARIANTS, call, make
 
 BACKENDS = ["reference", "fused"] + (["triton"] if importlib.util.find_spec("triton") and NO_GPU else [])

@@ -10,6 +10,7 @@ from torch import Tensor
 from orthoact import _validation as V
 from orthoact.backends import select
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import InputMap, parse_domain
 
 
 def check_parameters(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int):
@@ -43,9 +44,18 @@ def check_parameters(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], chan
 
 
 def apply(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int = -1, backend: str | None = None,
-          **options) -> Tensor:
-    """Validate, choose a backend (see :mod:`orthoact.backends`) and run family ``spec`` on ``x``."""
+          *, domain=None, clamp_limit: Tensor | None = None, **options) -> Tensor:
+    """Validate, choose a backend (see :mod:`orthoact.backends`) and run family ``spec`` on ``x``, with
+    the input map of :mod:`orthoact.inputs` (``domain``, and a clamp when ``clamp_limit`` is given)."""
     options = spec.option_values(**options)
+    inputs = InputMap(parse_domain(domain), clamp_limit is not None).check(spec)
     mats, degree = check_parameters(spec, x, params, channel_dim)
-    run = select(spec, backend, x, mats, degree, options)
-    return run(spec, x, mats, degree, channel_dim, options)
+    if clamp_limit is not None:
+        limit = V.as_parameter_matrix("clamp_limit", clamp_limit, 1)
+        if limit.shape[0] != mats[0].shape[0]:
+            raise ValueError(f"clamp_limit must have shape ({mats[0].shape[0]}, 1), one limit per group, "
+                             f"got {tuple(limit.shape)}")
+        V.check_device(x, clamp_limit=limit)
+        mats = [*mats, limit]
+    run = select(spec, backend, x, mats, degree, options, inputs)
+    return run(spec, x, mats, degree, channel_dim, options, inputs)

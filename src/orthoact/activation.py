@@ -16,6 +16,8 @@ from orthoact import _validation as V
 from orthoact._dispatch import apply
 from orthoact.backends import resolve_backend_name
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import CLAMP_INIT, InputMap, parse_domain
+from orthoact.reference import integrated_gains
 from orthoact.targets import TARGETS
 
 __all__ = ["BasisActivation"]
@@ -42,6 +44,8 @@ class BasisActivation(nn.Module):
         groups: int = 1,
         channel_dim: int = -1,
         init: str | None = None,
+        domain=None,
+        clamp: bool = False,
         backend: str | None = None,
         device=None,
         dtype=None,
@@ -49,6 +53,11 @@ class BasisActivation(nn.Module):
     ) -> None:
         super().__init__()
         spec = self.spec
+        if not isinstance(clamp, bool):
+            raise TypeError(f"clamp must be a bool, got {clamp!r}")
+        self.domain = parse_domain(domain)
+        self.clamp = clamp
+        InputMap(self.domain, clamp).check(spec)
         self.degree = self._check_degree(spec.default_degree if degree is None else degree)
         self.groups = V.check_positive_int("groups", groups)
         self.channel_dim = V.check_int("channel_dim", channel_dim)
@@ -72,6 +81,8 @@ class BasisActivation(nn.Module):
                 self.register_buffer(name, tensor)
             else:
                 setattr(self, name, nn.Parameter(tensor))
+        #: the learnable clamp's limit, one per group (``None`` without a clamp)
+        self.clamp_limit = nn.Parameter(torch.empty(self.groups, 1, **factory)) if clamp else None
         self.reset_parameters()
 
     @property
@@ -100,16 +111,27 @@ class BasisActivation(nn.Module):
         """The family's parameter tensors (parameters and fixed buffers) in declaration order."""
         return [getattr(self, name) for name in self.spec.param_names]
 
+    @property
+    def inputs(self) -> InputMap:
+        """The input map (clamp, domain) of this module, see :mod:`orthoact.inputs`."""
+        return InputMap(self.domain, self.clamp)
+
     def reset_parameters(self) -> None:
-        """Re-initialise: the family's own init, or a least-squares fit when ``init`` names an activation."""
+        """Re-initialise: the family's own init, or a least-squares fit when ``init`` names an activation
+        (on the module's domain when it has one, through its clamp when it has one); the clamp limit
+        starts at sqrt(3), as torchortho's."""
         if any(t.is_meta for t in self.tensors()):  # no values to compute (e.g. transformers builds on meta)
             return
+        if self.clamp_limit is not None:
+            with torch.no_grad():
+                self.clamp_limit.fill_(CLAMP_INIT)
         if self.init in self.spec.inits:
             values = self.spec.inits[self.init](self.degree, **self.options)
         else:
             from orthoact.fit import fit_parameters  # basis math only; no module or registry import
 
-            values = fit_parameters(self.spec, self.init, self.degree, options=self.options, fixed=self.fixed_parameters)
+            values = fit_parameters(self.spec, self.init, self.degree, options=self.options, fixed=self.fixed_parameters,
+                                    domain=self.domain, clamp_limit=CLAMP_INIT if self.clamp else None)
         with torch.no_grad():
             for name, value in values.items():
                 target = getattr(self, name)
@@ -119,15 +141,23 @@ class BasisActivation(nn.Module):
                     target.copy_(torch.as_tensor(value, dtype=torch.float64).expand_as(target))
 
     def forward(self, x: Tensor) -> Tensor:
-        return apply(self.spec, x, self.tensors(), self.channel_dim, self.backend, **self.options)
+        return apply(self.spec, x, self.tensors(), self.channel_dim, self.backend, domain=self.domain,
+                     clamp_limit=self.clamp_limit, **self.options)
 
     def gains(self) -> tuple[Tensor, Tensor]:
         r"""``(E[F(x)^2], E[F'(x)^2])`` for :math:`x \sim \mathcal N(0,1)`, each of shape ``(groups,)``.
 
         Exact (closed form or exact piecewise integration) where the family allows, float64,
-        differentiable in the parameters.
+        differentiable in the parameters. With a clamp or a domain, numerical integration of the
+        reference (trapezoid rule on 24001 points of [-12, 12]).
         """
-        return self.spec.gains(*self.tensors(), **self.options)
+        if self.inputs.identity:
+            return self.spec.gains(*self.tensors(), **self.options)
+        return integrated_gains(self.spec, self.reference_tensors(), self.inputs, self.options)
+
+    def reference_tensors(self) -> list[Tensor]:
+        """What the reference takes: the family's tensors, and the clamp limit last when there is one."""
+        return self.tensors() + ([self.clamp_limit] if self.clamp_limit is not None else [])
 
     def degree_kwargs(self) -> dict:
         """The constructor's degree argument(s), e.g. ``{"degree": 3}``."""
@@ -136,8 +166,10 @@ class BasisActivation(nn.Module):
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this module (its values come from a state dict)."""
+        extra = {"domain": list(self.domain)} if self.domain is not None else {}
+        extra |= {"clamp": True} if self.clamp else {}
         return {**self.degree_kwargs(), "groups": self.groups, "channel_dim": self.channel_dim, "init": self.init,
-                **self.options, **self.switches}
+                **self.options, **self.switches, **extra}
 
     @classmethod
     def from_config(cls, config: dict, **kwargs) -> BasisActivation:
@@ -167,6 +199,10 @@ class BasisActivation(nn.Module):
             if self.options[option.name] != option.default:
                 parts.append(f"{option.name}={self.options[option.name]!r}")
         parts += [f"{s.name}={self.switches[s.name]!r}" for s in self.spec.switches if self.switches[s.name] != s.default]
+        if self.domain is not None:
+            parts.append(f"domain=({self.domain[0]:g}, {self.domain[1]:g})")
+        if self.clamp:
+            parts.append("clamp=True")
         if self.backend is not None:
             parts.append(f"backend={self.backend!r}")
         return ", ".join(parts)

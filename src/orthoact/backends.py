@@ -27,13 +27,14 @@ from torch import Tensor
 
 from orthoact import reference
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import InputMap
 
 BACKENDS = ("auto", "reference", "fused", "triton")
 ENV_VAR = "ORTHOACT_BACKEND"
 
 # Filled by orthoact.ops: {backend: (unavailable_reason, run)} with
-# unavailable_reason(spec, x, params, degree, options) -> str | None and
-# run(spec, x, params, degree, channel_dim, options) -> Tensor.
+# unavailable_reason(spec, x, params, degree, options, inputs) -> str | None and
+# run(spec, x, params, degree, channel_dim, options, inputs) -> Tensor.
 _FAST: dict[str, tuple[Callable[..., str | None], Callable[..., Tensor]]] = {}
 _warned: set[tuple[str, str]] = set()
 
@@ -76,18 +77,20 @@ def _exporting() -> bool:
     return bool(is_exporting and is_exporting())
 
 
-def _reference_run(spec, x, params, degree, channel_dim, options):
-    return reference.evaluate(spec, x, params, channel_dim, **options)
+def _reference_run(spec, x, params, degree, channel_dim, options, inputs):
+    return reference.evaluate(spec, x, params, channel_dim, inputs, **options)
 
 
-def select(spec: FamilySpec, backend: str | None, x: Tensor, params: list[Tensor], degree, options: dict) -> Callable[..., Tensor]:
-    """The ``run(spec, x, params, degree, channel_dim, options)`` implementation to use for this call."""
+def select(spec: FamilySpec, backend: str | None, x: Tensor, params: list[Tensor], degree, options: dict,
+           inputs: InputMap) -> Callable[..., Tensor]:
+    """The ``run(spec, x, params, degree, channel_dim, options, inputs)`` implementation to use for this
+    call (``params`` hold the clamp limit last when ``inputs.clamp``)."""
     name = resolve_backend_name(backend)
     if name == "reference":
         return _reference_run
     if name != "auto":
         entry = _FAST.get(name)
-        reason = "not installed" if entry is None else entry[0](spec, x, params, degree, options)
+        reason = "not installed" if entry is None else entry[0](spec, x, params, degree, options, inputs)
         if reason is not None:
             raise RuntimeError(f"backend={name!r} cannot run {spec.name} on this input: {reason}")
         return entry[1]
@@ -96,7 +99,7 @@ def select(spec: FamilySpec, backend: str | None, x: Tensor, params: list[Tensor
         entry = _FAST.get(candidate)
         if entry is None:
             continue
-        reason = entry[0](spec, x, params, degree, options)
+        reason = entry[0](spec, x, params, degree, options, inputs)
         if reason is None:
             return entry[1]
         reasons.append(f"{candidate}: {reason}")

@@ -12,7 +12,8 @@ equivalent module directly. Outputs are the same for the same parameters::
 
 Name mapping (torchortho -> orthoact):
 
-* HermiteActivation: ``coefficients`` -> ``coefficients`` (buffers ``coeffs``/``grid`` dropped);
+* HermiteActivation: ``coefficients`` -> ``coefficients`` (buffers ``coeffs``/``grid`` dropped), and with
+  ``clamp=True`` its ``clamp.lim_val`` -> ``clamp_limit`` (orthoact's ``clamp=True``, the same function);
 * FourierActivation: ``fundamental`` -> ``bias``, ``coefficients``, ``grid`` -> ``frequencies``, ``phases``;
 * TropicalActivation: ``coefficients`` -> ``offsets`` (buffer ``powers`` must be ``0..n``);
 * TropicalRationalActivation: ``powers_num`` -> ``slopes_num``, ``coefficients_num`` -> ``offsets_num``,
@@ -55,9 +56,12 @@ def torchortho_state_dict(state_dict: Mapping[str, Tensor], family: str) -> dict
     """Rename and reshape a torchortho 0.1.2 ``state_dict`` of ``family`` into ours (``groups=1``)."""
     if family not in _RENAMES:
         raise ValueError(f"family must be one of {', '.join(map(repr, _RENAMES))}; got {family!r}")
-    if any(key.startswith("clamp.") for key in state_dict):
-        raise ValueError("torchortho's HermiteActivation(clamp=True) has no equivalent here (no learnable clamp)")
     out = {}
+    clamp = {key for key in state_dict if key.startswith("clamp.")}
+    if clamp:  # HermiteActivation(clamp=True): LearnableClamp, x -> lim_val (2 sigmoid(x) - 1)
+        if clamp != {"clamp.lim_val"}:
+            raise ValueError(f"torchortho clamp entries {sorted(clamp)} are not a LearnableClamp's (clamp.lim_val)")
+        out["clamp_limit"] = state_dict["clamp.lim_val"].detach().reshape(1, 1).clone()
     for old, new in _RENAMES[family].items():
         if old not in state_dict:
             raise KeyError(f"torchortho state_dict for {family} lacks {old!r}; keys present: {sorted(state_dict)}")
@@ -72,7 +76,7 @@ def torchortho_state_dict(state_dict: Mapping[str, Tensor], family: str) -> dict
 def _degree(family: str, state: Mapping[str, Tensor]) -> int:
     if family == "fourier":
         return state["coefficients"].shape[1]
-    return next(iter(state.values())).shape[1] - 1
+    return state[_RENAMES[family][next(iter(_RENAMES[family]))]].shape[1] - 1
 
 
 def from_torchortho(obj: nn.Module | Mapping[str, Tensor], family: str | None = None, **kwargs) -> BasisActivation:
@@ -90,6 +94,9 @@ def from_torchortho(obj: nn.Module | Mapping[str, Tensor], family: str | None = 
         if family is not None and family != inferred:
             raise ValueError(f"family={family!r} does not match the module's class {type(obj).__name__}")
         family, state_dict = inferred, obj.state_dict()
+        clamp = getattr(obj, "clamp", None)
+        if clamp is not None and getattr(clamp, "scale", 1.0) != 1.0:
+            raise ValueError(f"torchortho LearnableClamp(scale={clamp.scale}) has no equivalent here (scale 1 only)")
     elif isinstance(obj, Mapping):
         if family is None:
             raise ValueError("family is required when converting a state_dict")
@@ -99,6 +106,7 @@ def from_torchortho(obj: nn.Module | Mapping[str, Tensor], family: str | None = 
     state = torchortho_state_dict(state_dict, family)
     reference = next(iter(state.values()))
     kwargs.setdefault("dtype", reference.dtype)
+    kwargs.setdefault("clamp", "clamp_limit" in state)
     module = _CLASSES[family](_degree(family, state), **kwargs)
     module.load_state_dict(state)
     return module

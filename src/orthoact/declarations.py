@@ -48,6 +48,8 @@ class KernelSpec:
     triton_module: str | None
     triton_forward: str = "forward"
     triton_backward: str = "backward"
+    triton_forward_d: str | None = None  # F and F' together (families that take a domain)
+    triton_elements: int = 8  # elements per thread of the plain Triton forward (fewer for a heavy formula)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,9 @@ class FamilySpec:
             function has no usable value there); otherwise the formula's IEEE result stands.
         gains_at: ``gains_at(params, variance) -> (E[F^2], E[F'^2])`` for x ~ N(0, variance)
             (group 0); ``None`` uses numerical integration of the reference.
+        derivative: ``derivative(x, *columns, **options) -> F'(x)``, the formula's derivative in the
+            form of ``evaluate``; a family that declares it takes a ``domain`` (the linear extension
+            outside it, see :mod:`orthoact.inputs`).
     """
 
     name: str
@@ -138,6 +143,7 @@ class FamilySpec:
     degree_args: tuple[str, ...] = ("degree",)
     parse_degree: Callable[[str], dict] | None = None
     gains_at: Callable | None = None
+    derivative: Callable[..., Tensor] | None = None
     module: type | None = field(default=None, repr=False)  # the nn.Module class, attached by the class
 
     @property

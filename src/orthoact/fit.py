@@ -34,9 +34,10 @@ from torch import Tensor, nn
 
 from orthoact import declarations, reference
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import InputMap, parse_domain
 from orthoact.targets import TARGETS, lookup
 
-__all__ = ["fit", "fit_parameters", "FitReport", "TARGETS", "resolve_target"]
+__all__ = ["fit", "fit_parameters", "fit_errors", "default_domain", "FitReport", "TARGETS", "resolve_target"]
 
 N_GRID = 2049  # sample points on a domain
 N_QUANTILES = 4097  # points representing recorded samples
@@ -110,17 +111,20 @@ def _points(degree: int, samples, domain, weights):
             raise ValueError("samples must contain at least one finite value")
         if weights is not None:
             raise ValueError("weights cannot be combined with samples: recorded samples are weighted by their density")
+        if domain is not None:  # fit on the recorded values inside the domain (the extension covers the rest)
+            lo, hi = _interval(domain)
+            inside = s[(s >= lo) & (s <= hi)]
+            if inside.numel() < 2:
+                raise ValueError(f"fewer than 2 of the {s.numel()} samples lie in the domain [{lo:g}, {hi:g}]")
+            q = torch.linspace(0, 1, N_QUANTILES, dtype=torch.float64)
+            x = torch.quantile(inside, q)
+            return x, torch.ones_like(x), (lo, hi), s
         q = torch.linspace(0, 1, N_QUANTILES, dtype=torch.float64)
         x = torch.quantile(s, q) if s.numel() > 1 else s.repeat(2)
         return x, torch.ones_like(x), (s.min().item(), s.max().item()), s
     if domain is None:
         domain = (-math.sqrt(degree), math.sqrt(degree))
-    try:
-        lo, hi = (float(v) for v in domain)
-    except (TypeError, ValueError):
-        raise ValueError(f"domain must be a pair (low, high), got {domain!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"domain must be a finite interval with low < high, got {domain!r}")
+    lo, hi = _interval(domain)
     x = torch.linspace(lo, hi, N_GRID, dtype=torch.float64)
     if weights is None:
         w = torch.ones_like(x)
@@ -133,6 +137,24 @@ def _points(degree: int, samples, domain, weights):
     if (w < 0).any() or not torch.isfinite(w).all():
         raise ValueError("weights must be finite and non-negative")
     return x, w, (lo, hi), None
+
+
+def _interval(domain) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in domain)
+    except (TypeError, ValueError):
+        raise ValueError(f"domain must be a pair (low, high), got {domain!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"domain must be a finite interval with low < high, got {domain!r}")
+    return lo, hi
+
+
+def _through_clamp(x: Tensor, df: Tensor, limit: float) -> tuple[Tensor, Tensor]:
+    """Fit points seen through the clamp u = limit tanh(x / 2): the formula must take f(x) at u, with
+    slope f'(x) / (du/dx) there (points where the clamp is flatter than 1e-3 are left out of the slope)."""
+    s = torch.tanh(0.5 * x)
+    du = limit * 0.5 * (1 - s * s)
+    return limit * s, torch.where(du > 1e-3, df / du.clamp_min(1e-3), 0.0)
 
 
 def _refine(spec: FamilySpec, values: dict[str, Tensor], fixed, options, x, w, f, df, how, steps) -> None:
@@ -179,11 +201,12 @@ def _refine(spec: FamilySpec, values: dict[str, Tensor], fixed, options, x, w, f
         values[name] = value[0].clone()
 
 
-def _evaluate(spec: FamilySpec, values: dict[str, Tensor], options, fn, x_eval) -> dict[str, float]:
+def _evaluate(spec: FamilySpec, params: list[Tensor], inputs: InputMap, options, fn, x_eval) -> dict[str, float]:
+    """Errors of the module (group 0 of ``params``, with its input map) against the target on ``x_eval``."""
     f, df = _values_and_derivatives(fn, x_eval)
     xg = x_eval.clone().requires_grad_()
     with torch.enable_grad():
-        y = reference.evaluate(spec, xg, [values[n].unsqueeze(0) for n in spec.param_names], **options)
+        y = reference.evaluate(spec, xg, [p.detach().double().cpu()[:1] for p in params], inputs=inputs, **options)
         (dy,) = torch.autograd.grad(y.sum(), xg)
     err, derr = (y.detach() - f).abs(), (dy - df).abs()
     return {
@@ -194,21 +217,44 @@ def _evaluate(spec: FamilySpec, values: dict[str, Tensor], options, fn, x_eval) 
     }
 
 
-def _solve(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps):
+def _solve(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps, clamp_limit=None):
     """(values, report domain, recorded samples) of a fit; values are 1-D float64 tensors per parameter.
 
     Runs with gradients on whatever the caller's mode (inits run under ``no_grad``, e.g. in
     ``reset_parameters``): the refinement differentiates the reference formula.
     """
     with torch.inference_mode(False), torch.enable_grad():
-        return _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps)
+        return _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps,
+                             clamp_limit)
 
 
-def _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps):
-    if domain is None and samples is None and spec.fit_domain is not None:
-        domain = spec.fit_domain(degree)
+def default_domain(spec: FamilySpec, degree) -> tuple[float, float]:
+    r"""A family's default fit domain: its declared one, else :math:`[-\sqrt n, \sqrt n]` (the paper's)."""
+    if degree is None:
+        degree = spec.default_degree
+    if spec.fit_domain is not None:
+        return tuple(spec.fit_domain(degree))
+    n = max(spec.degree_values(degree))
+    return (-math.sqrt(n), math.sqrt(n))
+
+
+def fit_errors(module: nn.Module, target, x: Tensor) -> dict[str, float]:
+    """Max and RMS error of ``module`` (group 0, its input map included) against ``target`` in value
+    and derivative at the points ``x`` (float64, on the reference formula)."""
+    fn, _ = resolve_target(target)
+    x = x.detach().double().reshape(-1).cpu()
+    with torch.inference_mode(False), torch.enable_grad():
+        return _evaluate(module.spec, module.reference_tensors(), module.inputs, module.options, fn, x)
+
+
+def _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, match_derivative, refine_steps,
+                  clamp_limit):
+    if domain is None and samples is None:
+        domain = default_domain(spec, degree)
     x, w, dom, recorded = _points(max(spec.degree_values(degree)), samples, domain, weights)
     f, df = _values_and_derivatives(fn, x)
+    if clamp_limit is not None:  # the formula sees u = limit tanh(x / 2): fit it there
+        x, df = _through_clamp(x, df, clamp_limit)
     values = spec.fit_start(x, w, f, df, degree, match_derivative, **options)
     values = {name: torch.as_tensor(values[name], dtype=torch.float64).reshape(-1) for name in spec.param_names}
     how = spec.refine(fixed=frozenset(fixed), **options)
@@ -221,13 +267,14 @@ def _solve_graded(spec, fn, degree, options, fixed, samples, domain, weights, ma
 
 
 def fit_parameters(spec: FamilySpec, target, degree, *, options: dict | None = None, fixed=(), samples=None,
-                   domain=None, weights=None, match_derivative: bool = True, refine_steps: int | None = None
-                   ) -> dict[str, Tensor]:
-    """The fitted parameter values of family ``spec`` (one row each, float64, on the CPU), without a module."""
+                   domain=None, weights=None, match_derivative: bool = True, refine_steps: int | None = None,
+                   clamp_limit: float | None = None) -> dict[str, Tensor]:
+    """The fitted parameter values of family ``spec`` (one row each, float64, on the CPU), without a
+    module; with ``clamp_limit`` the formula is fitted behind the clamp ``u = limit tanh(x / 2)``."""
     fn, _ = resolve_target(target)
     with torch.device("cpu"):  # whatever default device the caller set (e.g. "meta" while building a model)
         values, _, _ = _solve(spec, fn, degree, options or {}, fixed, samples, domain, weights, match_derivative,
-                              refine_steps)
+                              refine_steps, clamp_limit)
     return values
 
 
@@ -241,6 +288,7 @@ def fit(
     weights=None,
     match_derivative: bool = True,
     refine_steps: int | None = None,
+    extend: bool = False,
     **module_kwargs,
 ) -> tuple[nn.Module, FitReport]:
     r"""Fit a module of ``family`` to ``target`` in value (and derivative).
@@ -263,8 +311,12 @@ def fit(
         refine_steps: optimisation steps after the closed-form start, for families that refine
             (Fourier with learned frequencies: L-BFGS iterations; tropical and rational families:
             Adam steps). Default: the family's (40 or 300)
+        extend: the module continues linearly outside the fit's domain (its ``domain``, see
+            :mod:`orthoact.inputs`); with ``samples``, they are fitted inside ``domain`` (which is then
+            required). Default: ``False``
         module_kwargs: passed to the module (``groups``, ``channel_dim``, ``learn_frequencies``,
-            ``version``, ``backend``, ``dtype``, ``device``, ...); every group gets the fitted parameters.
+            ``version``, ``clamp``, ``backend``, ``dtype``, ``device``, ...); every group gets the fitted
+            parameters. With ``clamp=True`` the formula is fitted behind the clamp at its initial limit.
 
     Returns:
         ``(module, report)``: the fitted module and a :class:`FitReport` with the max and RMS error
@@ -280,6 +332,12 @@ def fit(
     if module_kwargs.get("init") is not None:
         raise ValueError("fit sets the parameters itself: do not pass init")
     module_kwargs.pop("init", None)
+    if "domain" in module_kwargs:
+        raise TypeError("fit's domain is where it fits; pass extend=True to continue linearly outside it")
+    if not isinstance(extend, bool):
+        raise TypeError(f"extend must be a bool, got {extend!r}")
+    if extend and samples is not None and domain is None:
+        raise ValueError("extend=True with samples needs domain=(low, high): the samples are fitted inside it")
     dtype = module_kwargs.pop("dtype", None)
     device = module_kwargs.pop("device", None)
     if degree is not None and not isinstance(degree, tuple):
@@ -291,8 +349,12 @@ def fit(
         module = spec.module(**degree_kwargs, init="paper" if "paper" in spec.inits else next(iter(spec.inits)),
                              dtype=torch.float64, **module_kwargs)
     fixed = module.fixed_parameters
+    limit = module.clamp_limit[0, 0].item() if module.clamp_limit is not None else None
     values, dom, recorded = _solve(spec, fn, module.degree, module.options, fixed, samples, domain, weights,
-                                   match_derivative, refine_steps)
+                                   match_derivative, refine_steps, limit)
+    if extend:
+        module.domain = parse_domain(dom)
+        module.inputs.check(spec)
     with torch.no_grad():
         for pname, v in values.items():
             getattr(module, pname).copy_(v.expand_as(getattr(module, pname)))
@@ -300,7 +362,7 @@ def fit(
     if x_eval.numel() > 200_000:
         x_eval = x_eval[torch.randperm(x_eval.numel(), generator=torch.Generator().manual_seed(0))[:200_000]]
     with torch.inference_mode(False), torch.enable_grad():
-        errors = _evaluate(spec, values, module.options, fn, x_eval)
+        errors = _evaluate(spec, module.reference_tensors(), module.inputs, module.options, fn, x_eval)
     module = module.to(device=device, dtype=dtype or torch.get_default_dtype())
     report = FitReport(name, spec.name, module.degree, dom, **errors, seconds=time.perf_counter() - start,
                        evaluated_on="samples" if recorded is not None else "domain")

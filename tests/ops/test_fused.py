@@ -6,11 +6,11 @@ import warnings
 
 import pytest
 import torch
-from conftest import VARIANTS, assert_matches_reference, call, make, params_of
 from torch import nn
 
 import orthoact
 import orthoact.functional as OF
+from conftest import VARIANTS, assert_matches_reference, call, make, params_of
 from orthoact import backends
 from orthoact.ops import _build
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 import torch
-from conftest import NO_GPU, VARIANTS, assert_matches_reference, call, make, params_of
 
 import orthoact
 import orthoact.functional as OF
+from conftest import NO_GPU, VARIANTS, assert_matches_reference, call, make, params_of
 
 pytest.importorskip("triton", reason="triton not installed (pip install 'orthoact[triton]')")
 pytestmark = pytest.mark.skipif(not NO_GPU, reason="interpreter tests; tests/ops/test_triton_gpu.py runs on a GPU")
@@ -59,16 +59,18 @@ def test_triton_parameter_only_grad(variant):
 
 
 def test_triton_declines_float64_and_degree_limit(monkeypatch):
+    from orthoact.inputs import InputMap
     from orthoact.ops import triton as triton_path
 
-    spec = orthoact.Hermite.spec
-    assert "float64" in triton_path.unavailable_reason(spec, torch.zeros(1, dtype=torch.float64), [torch.ones(1, 3)], 2, {})
+    spec, plain = orthoact.Hermite.spec, InputMap()
+    assert "float64" in triton_path.unavailable_reason(spec, torch.zeros(1, dtype=torch.float64), [torch.ones(1, 3)], 2, {}, plain)
     # float64 parameters need float64 arithmetic too (promotion, as the other backends)
-    assert "float64" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 3, dtype=torch.float64)], 2, {})
-    assert "limit of 64" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 71)], 70, {})
+    assert "float64" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 3, dtype=torch.float64)], 2, {},
+                                                       plain)
+    assert "limit of 64" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 71)], 70, {}, plain)
     with pytest.raises(RuntimeError, match=re.escape("backend='triton' cannot run hermite on this input: degree 70 is above")):
         OF.hermite(torch.zeros(3), torch.ones(1, 71), backend="triton")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    assert "need CUDA" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 3)], 2, {})
+    assert "need CUDA" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 3)], 2, {}, plain)
     with pytest.raises(RuntimeError, match="backend='triton' cannot run hermite on this input"):
         OF.hermite(torch.zeros(3), torch.ones(1, 3), backend="triton")

@@ -3,10 +3,10 @@
 
 import pytest
 import torch
-from conftest import VARIANTS, call, make, params_of
 from torch import nn
 
 import orthoact
+from conftest import VARIANTS, call, make, params_of
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

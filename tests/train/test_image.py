@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ACT_NAMES, assert_torchrun_matches
 
 import orthoact
+from conftest import ACT_NAMES, assert_torchrun_matches
 from orthoact.models import ConvNeXtConfig, convnext
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.image import evaluate_run, train_image

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ACT_NAMES, assert_torchrun_matches
 
 import orthoact
+from conftest import ACT_NAMES, assert_torchrun_matches
 from orthoact.models import GPT, GPTConfig
 from orthoact.train import checkpoint as ckpt
 from orthoact.train.lm import evaluate_run, sample_run, train_lm

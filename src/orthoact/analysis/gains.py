@@ -26,6 +26,7 @@ from orthoact import declarations
 from orthoact.activation import BasisActivation
 from orthoact.basis import hermite_basis
 from orthoact.families import Hermite
+from orthoact.reference import integrated_gains
 from orthoact.registry import create, family_names
 from orthoact.targets import TARGETS
 
@@ -38,6 +39,10 @@ def gaussian_gains(activation, variance: float) -> tuple[float, float]:
     Families give their own (exact where possible) formula through their declaration's ``gains_at``;
     anything else is integrated numerically.
     """
+    if isinstance(activation, BasisActivation) and not activation.inputs.identity:
+        forward, backward = integrated_gains(activation.spec, [t.detach()[:1] for t in activation.reference_tensors()],
+                                             activation.inputs, activation.options, variance)
+        return forward.item(), backward.item()
     if isinstance(activation, BasisActivation) and activation.spec.gains_at is not None:
         tensors = [t.detach() for t in activation.tensors()]
         return activation.spec.gains_at(*tensors, variance, **activation.options)

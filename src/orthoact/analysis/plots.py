@@ -54,10 +54,10 @@ def activation_modules(model_or_modules) -> list[tuple[str, BasisActivation]]:
 
 def curves(module: BasisActivation, x: Tensor, group: int) -> tuple[Tensor, Tensor]:
     """F and F' of one group of ``module`` on ``x``, in float64 on the reference formula."""
-    rows = [t.detach().double().cpu()[group : group + 1] for t in module.tensors()]
+    rows = [t.detach().double().cpu()[group : group + 1] for t in module.reference_tensors()]
     xg = x.clone().requires_grad_()
     with torch.enable_grad():
-        y = reference.evaluate(module.spec, xg, rows, **module.options)
+        y = reference.evaluate(module.spec, xg, rows, inputs=module.inputs, **module.options)
         (dy,) = torch.autograd.grad(y.sum(), xg)
     return y.detach(), dy
 

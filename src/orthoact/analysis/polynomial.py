@@ -67,6 +67,9 @@ def to_polynomial(model: nn.Module, input_names: list[str] | None = None, expand
             b = layer.bias.detach().double().tolist() if layer.bias is not None else [0.0] * layer.out_features
             exprs = [sum((sp.Float(wji) * e for wji, e in zip(row, exprs)), sp.Float(bj)) for row, bj in zip(w, b)]
         elif isinstance(layer, Hermite):
+            if not layer.inputs.identity:
+                raise ValueError(f"{layer!r} is no polynomial: its domain (a linear extension) or clamp makes it "
+                                 "piecewise or transcendental; to_polynomial takes Hermite modules without them")
             groups, width = layer.groups, len(exprs)
             if width % groups:
                 raise ValueError(f"Hermite(groups={groups}) cannot split {width} features")

@@ -6,7 +6,14 @@ from torch import Tensor
 
 from orthoact._dispatch import apply
 from orthoact.activation import BasisActivation
-from orthoact.basis.fourier import fourier_fit_start, fourier_gains, fourier_gains_at, fourier_paper_init, fourier_series
+from orthoact.basis.fourier import (
+    fourier_fit_start,
+    fourier_gains,
+    fourier_gains_at,
+    fourier_paper_init,
+    fourier_series,
+    fourier_series_derivative,
+)
 from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, Refine, Switch, declare
 
 __all__ = ["Fourier", "fourier"]
@@ -23,6 +30,8 @@ SPEC = declare(FamilySpec(
     lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, bias, coefficients, frequencies, phases: fourier_series(
         x, bias[0], coefficients, frequencies, phases),
+    derivative=lambda x, bias, coefficients, frequencies, phases: fourier_series_derivative(
+        x, coefficients, frequencies, phases),
     degree_of=lambda columns: columns["coefficients"],
     gains=fourier_gains,
     gains_at=lambda bias, coefficients, frequencies, phases, variance: fourier_gains_at(
@@ -31,7 +40,8 @@ SPEC = declare(FamilySpec(
     fit_start=fourier_fit_start,
     # With w_k fixed the least squares start is exact; learned frequencies are refined by L-BFGS.
     refine=lambda fixed=frozenset(): None if "frequencies" in fixed else Refine("lbfgs", 40),
-    kernels=lambda: KernelSpec("fourier.h", "FourierF", "orthoact.ops.kernels.fourier"),
+    kernels=lambda: KernelSpec("fourier.h", "FourierF", "orthoact.ops.kernels.fourier",
+                               triton_forward_d="forward_d", triton_elements=4),  # a sincos per harmonic
     formula="F(x) = b + sum_{k=1..n} c_k cos(w_k x - phi_k)/k!",
     nan_at_infinity=True,
     switches=(Switch("learn_frequencies", fixes=("frequencies",)),),

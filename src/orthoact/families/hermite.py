@@ -12,6 +12,7 @@ from orthoact.basis.hermite import (
     hermite_gains_at,
     hermite_paper_coefficients,
     hermite_series,
+    hermite_series_derivative,
     hermite_unit_coefficients,
 )
 from orthoact.declarations import FamilySpec, KernelSpec, ParamSpec, declare
@@ -24,6 +25,7 @@ SPEC = declare(FamilySpec(
     default_degree=3,
     lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, coefficients: hermite_series(x, coefficients),
+    derivative=lambda x, coefficients: hermite_series_derivative(x, coefficients),
     degree_of=lambda columns: columns["coefficients"] - 1,
     gains=hermite_gains,
     gains_at=hermite_gains_at,
@@ -32,7 +34,8 @@ SPEC = declare(FamilySpec(
         "unit": lambda n: {"coefficients": hermite_unit_coefficients(n)},
     },
     fit_start=hermite_fit_start,
-    kernels=lambda: KernelSpec("hermite.h", "HermiteF", "orthoact.ops.kernels.hermite"),
+    kernels=lambda: KernelSpec("hermite.h", "HermiteF", "orthoact.ops.kernels.hermite",
+                                       triton_forward_d="forward_d"),
     formula="F(x) = sum_{k=0..n} a_k He_k(x)/k!",
     nan_at_infinity=True,
 ))

@@ -9,6 +9,7 @@ from orthoact.activation import BasisActivation
 from orthoact.basis.rational import (
     FIT_DOMAIN,
     VERSIONS,
+    rational_derivative,
     rational_fit_start,
     rational_gains,
     rational_gains_at,
@@ -21,8 +22,9 @@ __all__ = ["Rational", "rational"]
 
 
 def _kernels(version: str) -> KernelSpec:
-    fwd, bwd = {"A": ("forward_a", "backward_a"), "B": ("forward_b", "backward_b")}[version]
-    return KernelSpec("rational.h", f"Rational{version}F", "orthoact.ops.kernels.rational", fwd, bwd)
+    v = version.lower()
+    return KernelSpec("rational.h", f"Rational{version}F", "orthoact.ops.kernels.rational", f"forward_{v}", f"backward_{v}",
+                      f"forward_d_{v}")
 
 
 def _parse_degree(text: str) -> dict:
@@ -38,6 +40,7 @@ SPEC = declare(FamilySpec(
     default_degree=(5, 4),
     lr_mult=10.0,  # the trainer's default, chosen by sweeps of 1 vs 10 on both small recipes (docs/RESULTS.md)
     evaluate=lambda x, numerator, denominator, version: rational_value(x, numerator, denominator, version),
+    derivative=lambda x, numerator, denominator, version: rational_derivative(x, numerator, denominator, version),
     degree_of=lambda columns: (columns["numerator"] - 1, columns["denominator"]),
     gains=rational_gains,
     gains_at=lambda numerator, denominator, variance, version: rational_gains_at(numerator, denominator, variance, version),

@@ -44,7 +44,7 @@ DRIVER = "kernels.cpp"
 # -ffp-contract=fast: a * b + c as one FMA (ISO -std=c++17 turns contraction off), which the sin/cos
 # range reduction needs for its accuracy and Horner's rule for its speed.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]
-ABI_VERSION = 3  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
+ABI_VERSION = 4  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
 BUILD_TIMEOUT_ENV = "ORTHOACT_BUILD_TIMEOUT"
 DEFAULT_BUILD_TIMEOUT = 300.0  # seconds
 
@@ -200,9 +200,10 @@ def _usable_cache(folder: Path) -> tuple[Path | None, str | None]:
 def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr, i32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
     lib.oa_abi_version.restype = i32
-    lib.oa_forward.argtypes = [i32, i32, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32]
+    f64 = ctypes.c_double
+    lib.oa_forward.argtypes = [i32, i32, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64]
     lib.oa_forward.restype = i32
-    lib.oa_backward.argtypes = [i32, i32, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32]
+    lib.oa_backward.argtypes = [i32, i32, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64]
     lib.oa_backward.restype = i32
     return lib
 

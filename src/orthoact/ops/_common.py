@@ -1,10 +1,11 @@
 """What the fast paths share: the kernel table, parameter packing, grouping, custom ops with autograd.
 
 Every fast path is a pair of kernels behind two ``torch.library`` custom ops:
-``forward(x, params, code, degree, sizes, block_len, groups) -> y`` and
+``forward(x, params, code, degree, sizes, block_len, groups, flags, bounds) -> y`` and
 ``backward(dy, x, params, ..., need_input_grad, need_param_grad) -> (dx, dparams)``, where
-``params`` packs the family's parameters (in the declaration's order, ``sizes`` columns each) into
-one ``(groups, P)`` matrix and element ``i`` of the contiguous input uses row
+``params`` packs the family's parameters (in the declaration's order, ``sizes`` columns each; a clamp
+limit last) into one ``(groups, P)`` matrix, ``flags`` and ``bounds`` are the input map
+(:class:`orthoact.inputs.InputMap`: bit 0 clamp, bit 1 domain ``[lo, hi]``) and element ``i`` of the contiguous input uses row
 ``(i // block_len) % groups``. ``code`` numbers the kernel in :func:`kernel_table`. The
 autograd formula saves only ``x`` and ``params``; a higher-order derivative (``create_graph=True``)
 differentiates the reference formulas instead.
@@ -22,6 +23,7 @@ from torch import Tensor
 
 from orthoact import declarations, reference
 from orthoact.declarations import FamilySpec, KernelSpec
+from orthoact.inputs import InputMap
 
 
 @dataclass(frozen=True)
@@ -94,30 +96,31 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
 
     @torch.library.custom_op(f"orthoact::{prefix}_forward", mutates_args=())
     def forward_op(x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int,
-                   groups: int) -> Tensor:
-        return forward_impl(x, params, code, degree, block_len, groups)
+                   groups: int, flags: int, bounds: list[float]) -> Tensor:
+        return forward_impl(x, params, code, degree, block_len, groups, InputMap.from_flags(flags, bounds))
 
     @forward_op.register_fake
-    def _(x, params, code, degree, sizes, block_len, groups):
+    def _(x, params, code, degree, sizes, block_len, groups, flags, bounds):
         return torch.empty_like(x)
 
     @torch.library.custom_op(f"orthoact::{prefix}_backward", mutates_args=())
     def backward_op(
         grad: Tensor, x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int, groups: int,
-        need_input_grad: bool, need_param_grad: bool,
+        flags: int, bounds: list[float], need_input_grad: bool, need_param_grad: bool,
     ) -> tuple[Tensor, Tensor]:
-        return backward_impl(grad, x, params, code, degree, block_len, groups, need_input_grad, need_param_grad)
+        return backward_impl(grad, x, params, code, degree, block_len, groups, InputMap.from_flags(flags, bounds),
+                             need_input_grad, need_param_grad)
 
     @backward_op.register_fake
-    def _(grad, x, params, code, degree, sizes, block_len, groups, need_input_grad, need_param_grad):
+    def _(grad, x, params, code, degree, sizes, block_len, groups, flags, bounds, need_input_grad, need_param_grad):
         dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
         shape = params.shape if need_param_grad else (0,)
         return dx, params.new_empty(shape, dtype=grad_dtype)
 
     def setup_context(ctx, inputs, output):
-        x, params, code, degree, sizes, block_len_, groups = inputs
+        x, params, code, degree, sizes, block_len_, groups, flags, bounds = inputs
         ctx.save_for_backward(x, params)
-        ctx.meta = (code, degree, list(sizes), block_len_, groups)
+        ctx.meta = (code, degree, list(sizes), block_len_, groups, flags, list(bounds))
 
     def backward(ctx, grad):
         x, params = ctx.saved_tensors
@@ -125,7 +128,7 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
             return reference_backward(ctx, grad, x, params)
         need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dx, dparams = backward_op(grad.contiguous(), x, params, *ctx.meta, need_x, need_p)
-        return (dx if need_x else None), (dparams.to(params.dtype) if need_p else None), None, None, None, None, None
+        return (dx if need_x else None), (dparams.to(params.dtype) if need_p else None), *([None] * 7)
 
     forward_op.register_autograd(backward, setup_context=setup_context)
     return forward_op, backward_op
@@ -137,22 +140,23 @@ def reference_backward(ctx, grad, x, params):
     The contiguous input's grouping, group (i // block_len) % groups, is the reference's grouping of
     ``x.reshape(-1, groups, block_len)`` along dimension 1.
     """
-    code, _, sizes, block_len_, groups = ctx.meta
+    code, _, sizes, block_len_, groups, flags, bounds = ctx.meta
     entry = kernel_entry(code)
     y = reference.evaluate(entry.spec, x.reshape(-1, groups, block_len_), list(params.split(sizes, dim=1)),
-                           channel_dim=1, **entry.options).reshape(x.shape)
+                           channel_dim=1, inputs=InputMap.from_flags(flags, bounds), **entry.options).reshape(x.shape)
     wanted = [t for t, need in zip((x, params), ctx.needs_input_grad[:2]) if need]
     grads = iter(torch.autograd.grad(y, wanted, grad, create_graph=True))
-    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2]) + (None,) * 5
+    return tuple(next(grads) if need else None for need in ctx.needs_input_grad[:2]) + (None,) * 7
 
 
 def run(op, spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
-        param_dtype: torch.dtype, input_dtypes: tuple[torch.dtype, ...]) -> Tensor:
-    """Pack the parameters (in ``param_dtype``), make ``x`` contiguous in a dtype the kernels read
-    (converted to ``param_dtype`` otherwise) and call ``op``; the result has ``x``'s dtype."""
+        inputs: InputMap, param_dtype: torch.dtype, input_dtypes: tuple[torch.dtype, ...]) -> Tensor:
+    """Pack the parameters (in ``param_dtype``; a clamp limit is the last column), make ``x``
+    contiguous in a dtype the kernels read (converted to ``param_dtype`` otherwise) and call ``op``;
+    the result has ``x``'s dtype."""
     packed = torch.cat([p.to(param_dtype) for p in params], dim=1).contiguous()  # autograd splits the grads back
     groups = packed.shape[0]
     xc = (x if x.dtype in input_dtypes else x.to(param_dtype)).contiguous()
     y = op(xc, packed, kernel_code(spec, options), spec.kernel_degree(degree), [p.shape[1] for p in params],
-           block_len(x, groups, channel_dim), groups)
+           block_len(x, groups, channel_dim), groups, inputs.flags, inputs.bounds)
     return y.to(x.dtype)

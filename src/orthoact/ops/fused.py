@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import InputMap
 from orthoact.ops._build import library
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE
 from orthoact.ops._common import define_ops, kernel_entry, run
@@ -37,7 +38,8 @@ def _kernel_error(family: str) -> str | None:
 _kernel_error._dynamo_marked_constant = True
 
 
-def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:
+def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict,
+                       inputs: InputMap) -> str | None:
     if spec.kernels is None or spec.kernels(**options).cpp_header is None:
         return f"{spec.name} declares no C++ kernels"
     if x.device.type != "cpu":
@@ -56,7 +58,7 @@ def _library(code: int):
     return info.library, entry.variant
 
 
-def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int) -> Tensor:
+def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int, inputs: InputMap) -> Tensor:
     # The arithmetic runs in the parameters' dtype (the promoted one); converting x here rather than
     # before the op keeps the tensor saved for backward in x's own dtype (bfloat16 under autocast).
     xc = x if x.dtype == params.dtype else x.to(params.dtype)
@@ -65,14 +67,19 @@ def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, 
         lib, variant = _library(code)
         status = lib.oa_forward(
             variant, _DTYPE_CODES[xc.dtype], xc.data_ptr(), y.data_ptr(), x.numel(), block_len, groups,
-            params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
+            params.data_ptr(), degree, params.shape[1], torch.get_num_threads(), *_map_args(inputs),
         )
         if status:
             raise RuntimeError(f"orthoact fused forward failed (status {status})")
     return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
-def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad, need_param_grad):
+def _map_args(inputs: InputMap) -> tuple[int, float, float]:
+    lo, hi = inputs.domain if inputs.domain is not None else (0.0, 0.0)
+    return inputs.flags, lo, hi
+
+
+def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad):
     out_dtype = x.dtype
     x = x if x.dtype == params.dtype else x.to(params.dtype)
     grad = grad if grad.dtype == params.dtype else grad.to(params.dtype)
@@ -84,6 +91,7 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
             variant, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
             x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
+            *_map_args(inputs),
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")
@@ -93,9 +101,10 @@ def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad,
 fused_forward, fused_backward = define_ops("fused", _forward, _backward, torch.float64)
 
 
-def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict) -> Tensor:
+def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
+              inputs: InputMap) -> Tensor:
     dtype = compute_dtype(x, *params)  # the kernels convert x to it (x is saved in its own dtype)
-    return run(fused_forward, spec, x, params, degree, channel_dim, options, dtype,
+    return run(fused_forward, spec, x, params, degree, channel_dim, options, inputs, dtype,
                (torch.float32, torch.float64, torch.bfloat16, torch.float16))
 
 

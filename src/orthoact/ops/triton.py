@@ -5,7 +5,9 @@ own module (named by its declaration); both are imported on first use, so import
 needs Triton (``pip install 'orthoact[triton]'``). Inputs of float32, bfloat16 and float16 are read
 as they are and computed in float32; a float64 input or float64 parameters need float64 arithmetic,
 which these kernels do not do (``auto`` then uses another path, an explicit ``"triton"`` raises).
-Parameter gradients are per-program partial sums, summed on the host side.
+The backward runs on a persistent grid whose programs reduce the parameter gradients in registers,
+one partial row each, summed on the host side (deterministic: no atomics). Tiles, warps and grids
+come from :mod:`orthoact.ops.triton_config`.
 """
 
 from __future__ import annotations
@@ -13,23 +15,22 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-import math
 import os
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from orthoact.declarations import FamilySpec
+from orthoact.inputs import InputMap
+from orthoact.ops import triton_config as config
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE  # (the loops are unrolled at compile time)
 from orthoact.ops._common import define_ops, kernel_entry, run
 from orthoact.reference import compute_dtype
 
-BLOCK = 4096
-ROWS, COLS = 256, 16  # rows-layout tile of the backward
-MIN_RUN = 1024  # shorter runs of one group use the rows layout
 
-
-def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict) -> str | None:
+def unavailable_reason(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, options: dict,
+                       inputs: InputMap) -> str | None:
     if spec.kernels is None or spec.kernels(**options).triton_module is None:
         return f"{spec.name} declares no Triton kernels"
     if importlib.util.find_spec("triton") is None:
@@ -52,68 +53,87 @@ def _drivers():
     return triton_common
 
 
+class FamilyKernels(NamedTuple):
+    """The Triton side of one kernel code, as the launcher (and the resource report) use it."""
+
+    forward: Any
+    forward_d: Any  # F and F' together, or None
+    backward: Any
+    prepare: Any  # host-side packing of the parameters, or None
+    aux: Any  # host-side family scalar, or None
+    nan_at_infinity: bool
+    elements: int  # elements per thread of the plain forward
+
+
 @functools.cache
-def _family(code: int):
-    """(forward, backward, prepare, aux, nan_at_infinity) of a kernel code."""
+def family_kernels(code: int) -> FamilyKernels:
+    """The Triton functions and launch facts of kernel ``code`` (imports the family's module)."""
     entry = kernel_entry(code)
     module = importlib.import_module(entry.kernel.triton_module)
-    return (getattr(module, entry.kernel.triton_forward), getattr(module, entry.kernel.triton_backward),
-            getattr(module, "prepare", None), getattr(module, "aux", None), entry.spec.nan_at_infinity)
+    forward_d = getattr(module, entry.kernel.triton_forward_d, None) if entry.kernel.triton_forward_d else None
+    return FamilyKernels(getattr(module, entry.kernel.triton_forward), forward_d,
+                         getattr(module, entry.kernel.triton_backward), getattr(module, "prepare", None),
+                         getattr(module, "aux", None), entry.spec.nan_at_infinity, entry.kernel.triton_elements)
 
 
-def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int) -> Tensor:
+def _bounds(inputs: InputMap) -> tuple[float, float]:
+    return inputs.domain if inputs.domain is not None else (0.0, 0.0)
+
+
+def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, groups: int, inputs: InputMap) -> Tensor:
     y = torch.empty_like(x)
     n = x.numel()
     if n == 0:
         return y
-    fwd, _, prepare, aux, nan_at_inf = _family(code)
-    prepared = prepare(params, degree) if prepare else params
-    grid = (math.ceil(n / BLOCK),)
-    _drivers().forward_kernel[grid](
-        x, y, prepared.float().contiguous(), n, block_len, groups, float(aux(params, degree)) if aux else 0.0,
-        FWD=fwd, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=params.shape[1], BLOCK=BLOCK,
+    fwd, fwd_d, _, prepare, aux, nan_at_inf, elements = family_kernels(code)
+    p = params.shape[1] - inputs.clamp  # the family's columns (a clamp limit follows)
+    prepared = params.float()
+    if prepare:
+        prepared = torch.cat([prepare(params[:, :p], degree), prepared[:, p:]], dim=1)
+    t = config.tiles("forward", elements, inputs.domain is not None or inputs.clamp)
+    g = config.forward_grid(n, block_len, groups, t)
+    _drivers().forward_kernel[g.grid](
+        x, y, prepared.contiguous(), n, block_len, groups, g.tiles_per_run, g.period, g.n_rows,
+        float(aux(params, degree)) if aux else 0.0, *_bounds(inputs),
+        FWD=fwd, FWD_D=fwd_d or fwd, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=p, CLAMP=inputs.clamp,
+        DOMAIN=inputs.domain is not None, ROWS_LAYOUT=g.rows_layout, BLOCK=t.block, ROWS=t.rows, COLS=t.cols,
+        num_warps=t.num_warps, enable_fp_fusion=config.FP_FUSION,
     )
     return y
 
 
-def _backward(grad, x, params, code, degree, block_len, groups, need_input_grad, need_param_grad):
+def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad):
     n = x.numel()
-    P = params.shape[1]
+    stride = params.shape[1]
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     if n == 0 or not (need_input_grad or need_param_grad):
         shape = params.shape if need_param_grad else (0,)
-        dparams = torch.zeros(shape, dtype=torch.float32, device=x.device)
-        return dx, dparams
-    _, bwd, _, aux, nan_at_inf = _family(code)
-    p32 = params.float().contiguous()
-    dx_arg = dx if need_input_grad else x  # never written when NEED_DX is false
-    common = dict(BWD=bwd, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=P, NEED_DX=need_input_grad, NEED_DP=need_param_grad,
-                  BLOCK=BLOCK, ROWS=ROWS, COLS=COLS)
-    aux_value = float(aux(params, degree)) if aux else 0.0
-    kernel = _drivers().backward_kernel
-    if groups > 1 and block_len < MIN_RUN:
-        period = groups * block_len
-        n_rows = n // period
-        grid = (math.ceil(n_rows / ROWS), math.ceil(period / COLS))
-        partial = torch.empty((grid[0], period, P), dtype=torch.float32, device=x.device)
-        kernel[grid](x, grad, dx_arg, p32, partial, n, block_len, groups, 1, period, n_rows, aux_value,
-                     ROWS_LAYOUT=True, **common)
-        dparams = partial.sum(0).view(groups, block_len, P).sum(1) if need_param_grad else x.new_empty(0, dtype=torch.float32)
-    else:
-        runs = n // block_len
-        per_run = math.ceil(block_len / BLOCK)
-        partial = torch.empty((runs * per_run, P), dtype=torch.float32, device=x.device)
-        kernel[(runs * per_run,)](x, grad, dx_arg, p32, partial, n, block_len, groups, per_run, 1, 1, aux_value,
-                                  ROWS_LAYOUT=False, **common)
-        dparams = (partial.view(runs, per_run, P).sum(1).view(runs // groups, groups, P).sum(0)
-                   if need_param_grad else x.new_empty(0, dtype=torch.float32))
-    return dx, dparams
+        return dx, torch.zeros(shape, dtype=torch.float32, device=x.device)
+    _, _, bwd, _, aux, nan_at_inf, _ = family_kernels(code)
+    t = config.tiles("backward")
+    g = config.backward_grid(n, block_len, groups, stride, t, config.programs(x.device))
+    partial = torch.empty(g.partial_shape if need_param_grad else (1,), dtype=torch.float32, device=x.device)
+    _drivers().backward_kernel[g.grid](
+        x, grad, dx if need_input_grad else x, params.float().contiguous(), partial, n, block_len, groups,
+        g.tiles_per_run, g.tiles_per_group, g.period, g.n_rows, g.n_row_blocks,
+        float(aux(params, degree)) if aux else 0.0, *_bounds(inputs),
+        BWD=bwd, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=stride - inputs.clamp, P_PAD=config.p_pad(stride),
+        CLAMP=inputs.clamp, DOMAIN=inputs.domain is not None, NEED_DX=need_input_grad, NEED_DP=need_param_grad,
+        ROWS_LAYOUT=g.rows_layout, BLOCK=t.block, ROWS=t.rows, COLS=t.cols,
+        num_warps=t.num_warps, enable_fp_fusion=config.FP_FUSION,
+    )
+    if not need_param_grad:
+        return dx, x.new_empty(0, dtype=torch.float32)
+    if g.rows_layout:  # (programs, period, P) -> (groups, P)
+        return dx, partial.sum(0).view(groups, block_len, stride).sum(1)
+    return dx, partial.sum(1)  # (groups, programs, P) -> (groups, P)
 
 
 triton_forward, triton_backward = define_ops("triton", _forward, _backward, torch.float32)
 
 
-def triton_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict) -> Tensor:
+def triton_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
+               inputs: InputMap) -> Tensor:
     # parameters in float32 whatever the input dtype (the kernels compute in float32)
-    return run(triton_forward, spec, x, params, degree, channel_dim, options, torch.float32,
+    return run(triton_forward, spec, x, params, degree, channel_dim, options, inputs, torch.float32,
                (torch.float32, torch.float16, torch.bfloat16))

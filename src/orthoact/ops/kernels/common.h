@@ -3,11 +3,16 @@
 // Every family is a struct template `template <typename T, int N> struct XxxF` (N > 0: degree
 // known at compile time; N == 0: degree n at run time) with
 //   static constexpr int P;                      // parameters per group it may need (array size)
+//   static constexpr bool HAS_DERIVATIVE;        // fwd_d and bwd<true> exist (the family takes a domain)
 //   template <class L> static V fwd(V x, const L& a, i64 pos, int n, int p, T aux);          // F(x)
-//   template <class L> static V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux);  // g F'(x), and
-//        a.acc(k, pos, g dF/dtheta_k) for every parameter k
+//   template <bool EXT, class L> static V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux, V t);
+//        returns g F'(x) and calls a.acc(k, pos, g dF/dtheta_k) for every parameter k; with EXT
+//        (x is a domain end, t = u - x the distance beyond it) g (dF/dtheta_k + t dF'/dtheta_k)
+//   template <class L> static V fwd_d(V x, const L& a, i64 pos, int n, int p, T aux, V& d);
+//        F(x) and d = F'(x) (on the forward-prepared parameters), for the linear extension
 //   static void prepare_forward(const T* raw, T* out, int n, int p);  // per-group forward form
 //   static T aux(const T* params, i64 G, int p, int n);              // a family scalar
+// p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.
 #pragma once
@@ -25,7 +30,7 @@ typedef int64_t i64;
 #error "build through orthoact/ops/_build.py: families.inc defines OA_MAX_DEGREE"
 #endif
 static constexpr int MAX_DEGREE = OA_MAX_DEGREE;  // orthoact.ops._common.MAX_KERNEL_DEGREE
-static constexpr int MAX_P = 4 * (MAX_DEGREE + 1);
+static constexpr int MAX_P = 4 * (MAX_DEGREE + 1) + 1;  // the largest family's row, plus a clamp limit
 
 // ---------------------------------------------------------------------------------------------
 // SIMD types (GCC/Clang vector extensions, 32-byte vectors: 8 floats or 4 doubles).
@@ -105,6 +110,51 @@ static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c)
         c[l] = std::cos(z[l]);
     }
 }
+
+template <typename V> static inline V vmin(V a, V b) { return a < b ? a : b; }
+template <typename V> static inline V vmax(V a, V b) { return a > b ? a : b; }
+
+// exp of float vectors (Cephes' expf: reduction by ln 2 in two steps and a degree-6 polynomial,
+// about 1 ulp), the argument clamped to [-87.3, 88.3] (no overflow, no denormal scale).
+static inline VT<float>::V vexp(VT<float>::V x) {
+    typedef VT<float>::V V;
+    typedef VT<float>::I I;
+    x = vmin(vmax(x, splat<V>(-87.3f)), splat<V>(88.3f));
+    const V n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+    V r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    const V z = r * r;
+    const V p = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+                   1.6666665459e-1f) * r + 5.0000001201e-1f) * z + r) + 1.0f;
+    const I scale = (__builtin_convertvector(n, I) + 127) << 23;  // 2^n
+    return p * (V)scale;
+}
+
+// tanh(x / 2) = 2 sigmoid(x) - 1, the learnable clamp's squashing: an odd Taylor polynomial of tanh
+// for |x| < 1/2 (no cancellation near 0), (1 - e) / (1 + e) with e = exp(-|x|) beyond; a few ulp.
+static inline VT<float>::V tanh_half(VT<float>::V x) {
+    typedef VT<float>::V V;
+    typedef VT<float>::I I;
+    const V a = vabs(x), y = 0.5f * a, y2 = y * y;
+    const V small = y + y * y2 * (-0.333333333f + y2 * (0.133333333f + y2 * (-0.0539682540f +
+                                   y2 * (0.0218694885f + y2 * -0.00886323552f))));
+    const V e = vexp(-a);
+    const V large = (1.0f - e) / (1.0f + e);
+    const V t = a < 0.5f ? small : large;
+    return (V)((I)t | ((I)x & sign_bits<V>()));
+}
+static inline VT<double>::V tanh_half(VT<double>::V x) {
+    VT<double>::V out;
+    for (int l = 0; l < 4; ++l) out[l] = std::tanh(0.5 * x[l]);
+    return out;
+}
+
+// The input map (see orthoact/inputs.py): a learnable clamp u = limit tanh(x / 2), the limit the
+// row's last column, and a domain [lo, hi] outside which F continues along its tangent.
+template <typename T> struct InputMap {
+    bool clamp = false, domain = false;
+    T lo = 0, hi = 0;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Layouts: where parameter k of the vector at position pos comes from, and where its gradient goes.

@@ -1,12 +1,13 @@
 // Hermite: F = sum_k a_k h_k(x), h_{k+1} = (x h_k - h_{k-1}) / (k+1).
 // Packed row: [a_0 .. a_n] (P = n + 1).
-//   dF/da_k = h_k(x)          F'(x) = sum_{k>=1} a_k h_{k-1}(x)
+//   dF/da_k = h_k(x)          F'(x) = sum_{k>=1} a_k h_{k-1}(x)          dF'/da_k = h_{k-1}(x)
 #pragma once
 #include "common.h"
 
 template <typename T, int N> struct HermiteF {
     typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? N + 1 : MAX_P;
+    static constexpr bool HAS_DERIVATIVE = true;
     // Forward evaluates the series by Horner's rule on its monomial coefficients (prepared per
     // group in float64 by the exact recurrence on coefficient vectors): n FMAs per element.
     template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
@@ -16,16 +17,28 @@ template <typename T, int N> struct HermiteF {
         for (int k = n - 1; k >= 0; --k) y = y * x + a.param(k, pos);
         return y;
     }
-    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+    // F and F' together by Horner's rule on the monomial coefficients (the linear extension).
+    template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T, V& d) {
+        const int n = N > 0 ? N : n_rt;
+        V y = a.param(n, pos);
+        d = V{};
+#pragma GCC unroll 16
+        for (int k = n - 1; k >= 0; --k) {
+            d = d * x + y;
+            y = y * x + a.param(k, pos);
+        }
+        return y;
+    }
+    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V t) {
         const int n = N > 0 ? N : n_rt;
         V hp = splat<V>(T(1)), hc = x, d = a.param(1, pos);
         a.acc(0, pos, g);
-        a.acc(1, pos, g * x);
+        a.acc(1, pos, EXT ? g * (x + t) : g * x);
 #pragma GCC unroll 16
         for (int k = 1; k < n; ++k) {
             const V hn = (x * hc - hp) * (T(1) / T(k + 1));
             d += a.param(k + 1, pos) * hc;  // h_{k+1}' = h_k
-            a.acc(k + 1, pos, g * hn);
+            a.acc(k + 1, pos, EXT ? g * (hn + t * hc) : g * hn);
             hp = hc;
             hc = hn;
         }

@@ -37,7 +37,7 @@ static inline int omp_get_thread_num() { return 0; }
 static inline int omp_get_num_threads() { return 1; }
 #endif
 
-#define OA_ABI_VERSION 3
+#define OA_ABI_VERSION 4
 
 static constexpr i64 MIN_PARALLEL = 65536;  // below this, threads cost more than they save
 static constexpr i64 MIN_RUN = 256;         // shorter runs of one group use the rows layout
@@ -76,18 +76,69 @@ static inline void for_vectors(const T* x, const T* g, T* out, i64 begin, i64 en
     }
 }
 
-template <typename T, class F, bool INF_NAN, class L>
-static inline typename VT<T>::V forward_element(typename VT<T>::V x, const L& a, i64 pos, int n, int p, T aux) {
-    const auto y = F::fwd(x, a, pos, n, p, aux);
+// The value the family sees: x, or limit * tanh(x / 2) with the clamp (its tanh kept in s).
+template <typename T, class L>
+static inline typename VT<T>::V mapped_input(typename VT<T>::V x, const L& a, i64 pos, int p, const InputMap<T>& m,
+                                             typename VT<T>::V& s) {
+    if (!m.clamp) return x;
+    s = tanh_half(x);
+    return a.param(p, pos) * s;
+}
+
+template <typename T, class F, bool INF_NAN, bool MAPPED, class L>
+static inline typename VT<T>::V forward_element(typename VT<T>::V x, const L& a, i64 pos, int n, int p, T aux,
+                                                const InputMap<T>& m) {
+    typedef typename VT<T>::V V;
+    V y;
+    if (!MAPPED) {
+        y = F::fwd(x, a, pos, n, p, aux);
+    } else {
+        V s;
+        const V u = mapped_input<T>(x, a, pos, p, m, s);
+        y = F::fwd(u, a, pos, n, p, aux);
+        if constexpr (F::HAS_DERIVATIVE) {
+            if (m.domain) {
+                const V c = vmin(vmax(u, splat<V>(m.lo)), splat<V>(m.hi)), t = u - c;
+                if (any_set(t != T(0))) {  // some lane beyond the domain: F(c) + F'(c) (u - c)
+                    V d;
+                    y = F::fwd_d(c, a, pos, n, p, aux, d) + t * d;
+                }
+            }
+        }
+    }
     if (INF_NAN) return y + x * T(0);  // one FMA: NaN where x is NaN or +-inf (0 * inf), y elsewhere
     return x == x ? y : x;             // NaN in, NaN out
 }
 
-template <typename T, class F, bool INF_NAN, class L>
+template <typename T, class F, bool INF_NAN, bool MAPPED, class L>
 static inline typename VT<T>::V backward_element(typename VT<T>::V x, typename VT<T>::V g, L& a, i64 pos, int n,
-                                                 int p, T aux) {
+                                                 int p, T aux, const InputMap<T>& m) {
     typedef typename VT<T>::V V;
-    const V dx = F::bwd(x, g, a, pos, n, p, aux);
+    V dx;
+    if (!MAPPED) {
+        dx = F::template bwd<false>(x, g, a, pos, n, p, aux, V{});
+    } else {
+        V s;
+        const V u = mapped_input<T>(x, a, pos, p, m, s);
+        V du;  // g dy/du
+        bool done = false;
+        if constexpr (F::HAS_DERIVATIVE) {
+            if (m.domain) {
+                const V c = vmin(vmax(u, splat<V>(m.lo)), splat<V>(m.hi)), t = u - c;
+                if (any_set(t != T(0))) {
+                    du = F::template bwd<true>(c, g, a, pos, n, p, aux, t);
+                    done = true;
+                }
+            }
+        }
+        if (!done) du = F::template bwd<false>(u, g, a, pos, n, p, aux, V{});
+        if (m.clamp) {  // u = limit s, s = tanh(x / 2): du/dlimit = s, du/dx = limit (1 - s^2) / 2
+            a.acc(p, pos, du * s);
+            dx = du * (a.param(p, pos) * T(0.5) * (T(1) - s * s));
+        } else {
+            dx = du;
+        }
+    }
     if (INF_NAN) {
         const V z = x * T(0);  // 0 for finite x (no -ffast-math: not folded), NaN otherwise
         a.mark(pos, z != T(0));
@@ -118,28 +169,31 @@ template <typename T> static std::vector<T> expand_rows(const T* params, i64 G, 
     return out;
 }
 
-template <typename T, class F, bool INF_NAN>
+template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const T* prepared, int n, int P, T aux,
-                         int nthreads) {
+                         const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp;  // the family's own columns
 #pragma omp parallel num_threads(thread_count(N, nthreads))
     {
         i64 lo, hi;
         thread_range(N, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-        Blocked<T, F::P> a;
+        Blocked<T, F::P + 1> a;
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             a.set(prepared + (block % G) * P, P);
-            for_vectors<T>(x, nullptr, y, i, end, 0,
-                           [&](auto xv, auto, i64 pos) { return forward_element<T, F, INF_NAN>(xv, a, pos, n, P, aux); });
+            for_vectors<T>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos) {
+                return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
+            });
             i = end;
         }
     }
 }
 
-template <typename T, class F, bool INF_NAN>
+template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const T* params, int n, int P, T aux, int nthreads) {
+                          const T* params, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp;
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * G * P : 0, 0.0);
 #pragma omp parallel num_threads(nt_max)
@@ -148,7 +202,7 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         i64 lo, hi;
         thread_range(N, t, omp_get_num_threads(), lo, hi);
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
-        Blocked<T, F::P> a;
+        Blocked<T, F::P + 1> a;
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
@@ -156,8 +210,9 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(params + group * P, P);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
-                for_vectors<T>(x, g, dx, s, e, 0,
-                               [&](auto xv, auto gv, i64 pos) { return backward_element<T, F, INF_NAN>(xv, gv, a, pos, n, P, aux); });
+                for_vectors<T>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) {
+                    return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
+                });
                 if (acc) flush_runs(a, acc + group * P, P);
             }
             i = end;
@@ -169,23 +224,26 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         for (i64 q = 0; q < G * P; ++q) dparams[q] += partial[(size_t)t * G * P + q];
 }
 
-template <typename T, class F, bool INF_NAN>
+template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const T* prepared, int n, int P, T aux,
-                         int nthreads) {
+                         const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp;
     constexpr int W = VT<T>::W;
     const i64 R = G * block_len, Rp = (R + W - 1) / W * W, rows = N / R;
     const std::vector<T> expanded = expand_rows(prepared, G, P, block_len, Rp);
 #pragma omp parallel for num_threads(thread_count(N, nthreads)) schedule(static)
     for (i64 r = 0; r < rows; ++r) {
         const RowsLayout<T> a{expanded.data(), nullptr, Rp, nullptr};
-        for_vectors<T>(x, nullptr, y, r * R, (r + 1) * R, 0,
-                       [&](auto xv, auto, i64 pos) { return forward_element<T, F, INF_NAN>(xv, a, pos, n, P, aux); });
+        for_vectors<T>(x, nullptr, y, r * R, (r + 1) * R, 0, [&](auto xv, auto, i64 pos) {
+            return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
+        });
     }
 }
 
-template <typename T, class F, bool INF_NAN>
+template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const T* params, int n, int P, T aux, int nthreads) {
+                          const T* params, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp;
     constexpr int W = VT<T>::W;
     const i64 R = G * block_len, Rp = (R + W - 1) / W * W, rows = N / R;
     const std::vector<T> expanded = expand_rows(params, G, P, block_len, Rp);
@@ -201,8 +259,9 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
         RowsLayout<T> a{expanded.data(), racc.data(), Rp, bad.data()};
         const i64 flush_rows = std::max<i64>(1, FLUSH / R);
         for (i64 r = lo; r < hi; ++r) {
-            for_vectors<T>(x, g, dx, r * R, (r + 1) * R, 0,
-                           [&](auto xv, auto gv, i64 pos) { return backward_element<T, F, INF_NAN>(xv, gv, a, pos, n, P, aux); });
+            for_vectors<T>(x, g, dx, r * R, (r + 1) * R, 0, [&](auto xv, auto gv, i64 pos) {
+                return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
+            });
             if (acc && ((r - lo + 1) % flush_rows == 0 || r + 1 == hi)) {
                 for (size_t q = 0; q < racc.size(); ++q) {
                     acc[q] += double(racc[q]);
@@ -226,24 +285,37 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
 }
 
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
-static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const T* params, int n, int P, int nthreads) {
+static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const T* params, int n, int P,
+                        const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp;
     std::vector<T> prepared((size_t)G * P);
-    for (i64 g = 0; g < G; ++g) F<T, N>::prepare_forward(params + g * P, prepared.data() + g * P, n, P);
+    for (i64 g = 0; g < G; ++g) {
+        F<T, N>::prepare_forward(params + g * P, prepared.data() + g * P, n, pf);
+        if (m.clamp) prepared[g * P + pf] = params[g * P + pf];  // the limit, as it is
+    }
     const T aux = F<T, N>::aux(params, G, P, n);
-    if (G == 1 || block_len >= MIN_RUN)
-        forward_runs<T, F<T, N>, INF_NAN>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, nthreads);
-    else
-        forward_rows<T, F<T, 0>, INF_NAN>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, nthreads);
+    const bool mapped = m.clamp || m.domain;
+    if (G == 1 || block_len >= MIN_RUN) {
+        if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+        else forward_runs<T, F<T, N>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+    } else {
+        if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+        else forward_rows<T, F<T, 0>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+    }
 }
 
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
-                         const T* params, int n, int P, int nthreads) {
+                         const T* params, int n, int P, const InputMap<T>& m, int nthreads) {
     const T aux = F<T, N>::aux(params, G, P, n);
-    if (G == 1 || block_len >= MIN_RUN)
-        backward_runs<T, F<T, N>, INF_NAN>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, nthreads);
-    else
-        backward_rows<T, F<T, 0>, INF_NAN>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, nthreads);
+    const bool mapped = m.clamp || m.domain;
+    if (G == 1 || block_len >= MIN_RUN) {
+        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+    } else {
+        if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+        else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+    }
 }
 
 // Dispatch on the degree: the float32 degrees of OA_SPECIALIZED_DEGREES get their own unrolled code
@@ -258,33 +330,43 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
 
 template <typename T, template <typename, int> class F, bool INF_NAN>
 static void forward_family(const T* x, T* y, i64 N, i64 block_len, i64 G, const T* params, int n, int P,
-                           int nthreads) {
+                           const InputMap<T>& m, int nthreads) {
     if (std::is_same<T, float>::value) {
-#define OA_CALL(D) run_forward<T, F, INF_NAN, D>(x, y, N, block_len, G, params, n, P, nthreads)
+#define OA_CALL(D) run_forward<T, F, INF_NAN, D>(x, y, N, block_len, G, params, n, P, m, nthreads)
         OA_DEGREE_CASES
 #undef OA_CALL
     } else {
-        run_forward<T, F, INF_NAN, 0>(x, y, N, block_len, G, params, n, P, nthreads);
+        run_forward<T, F, INF_NAN, 0>(x, y, N, block_len, G, params, n, P, m, nthreads);
     }
 }
 
 template <typename T, template <typename, int> class F, bool INF_NAN>
 static void backward_family(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                            const T* params, int n, int P, int nthreads) {
+                            const T* params, int n, int P, const InputMap<T>& m, int nthreads) {
     if (std::is_same<T, float>::value) {
-#define OA_CALL(D) run_backward<T, F, INF_NAN, D>(x, g, dx, dparams, N, block_len, G, params, n, P, nthreads)
+#define OA_CALL(D) run_backward<T, F, INF_NAN, D>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads)
         OA_DEGREE_CASES
 #undef OA_CALL
     } else {
-        run_backward<T, F, INF_NAN, 0>(x, g, dx, dparams, N, block_len, G, params, n, P, nthreads);
+        run_backward<T, F, INF_NAN, 0>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads);
     }
 }
 
+template <typename T> static InputMap<T> input_map(int flags, double lo, double hi) {
+    InputMap<T> m;
+    m.clamp = flags & 1;
+    m.domain = flags & 2;
+    m.lo = T(lo);
+    m.hi = T(hi);
+    return m;
+}
+
 template <typename T>
-static int forward(int code, const T* x, T* y, i64 N, i64 block_len, i64 G, const T* params, int n, int P, int nt) {
+static int forward(int code, const T* x, T* y, i64 N, i64 block_len, i64 G, const T* params, int n, int P,
+                   const InputMap<T>& m, int nt) {
     switch (code) {
 #define OA_CASE(CODE, F, INF_NAN) \
-    case CODE: forward_family<T, F, INF_NAN>(x, y, N, block_len, G, params, n, P, nt); return 0;
+    case CODE: forward_family<T, F, INF_NAN>(x, y, N, block_len, G, params, n, P, m, nt); return 0;
         OA_FAMILIES(OA_CASE)
 #undef OA_CASE
     }
@@ -293,10 +375,10 @@ static int forward(int code, const T* x, T* y, i64 N, i64 block_len, i64 G, cons
 
 template <typename T>
 static int backward(int code, const T* x, const T* g, T* dx, double* dp, i64 N, i64 block_len, i64 G,
-                    const T* params, int n, int P, int nt) {
+                    const T* params, int n, int P, const InputMap<T>& m, int nt) {
     switch (code) {
 #define OA_CASE(CODE, F, INF_NAN) \
-    case CODE: backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, nt); return 0;
+    case CODE: backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, m, nt); return 0;
         OA_FAMILIES(OA_CASE)
 #undef OA_CASE
     }
@@ -307,30 +389,32 @@ extern "C" {
 
 int oa_abi_version() { return OA_ABI_VERSION; }
 
-// code: the family's variant; dtype: 0 = float32, 1 = float64; P: packed parameters per group.
-// Returns 0 on success, 1 for an unknown variant, 2 for an unknown dtype, 3 for a degree or P out of range.
+// code: the family's variant; dtype: 0 = float32, 1 = float64; P: packed parameters per group (with
+// a clamp, its limit last); flags: bit 0 clamp, bit 1 domain [lo, hi]. Returns 0 on success, 1 for
+// an unknown variant, 2 for an unknown dtype, 3 for a degree or P out of range.
 int oa_forward(int code, int dtype, const void* x, void* y, i64 N, i64 block_len, i64 G, const void* params,
-               int degree, int P, int nthreads) {
+               int degree, int P, int nthreads, int flags, double lo, double hi) {
     if (degree < 1 || degree > MAX_DEGREE || P < 1 || P > MAX_P) return 3;
     if (dtype == 0)
-        return forward<float>(code, (const float*)x, (float*)y, N, block_len, G, (const float*)params, degree, P, nthreads);
+        return forward<float>(code, (const float*)x, (float*)y, N, block_len, G, (const float*)params, degree, P,
+                              input_map<float>(flags, lo, hi), nthreads);
     if (dtype == 1)
         return forward<double>(code, (const double*)x, (double*)y, N, block_len, G, (const double*)params, degree, P,
-                               nthreads);
+                               input_map<double>(flags, lo, hi), nthreads);
     return 2;
 }
 
 // dx may be null (no input gradient), dparams may be null (no parameter gradient); dparams is a
 // (G, P) float64 array.
 int oa_backward(int code, int dtype, const void* x, const void* g, void* dx, double* dparams, i64 N, i64 block_len,
-                i64 G, const void* params, int degree, int P, int nthreads) {
+                i64 G, const void* params, int degree, int P, int nthreads, int flags, double lo, double hi) {
     if (degree < 1 || degree > MAX_DEGREE || P < 1 || P > MAX_P) return 3;
     if (dtype == 0)
         return backward<float>(code, (const float*)x, (const float*)g, (float*)dx, dparams, N, block_len, G,
-                               (const float*)params, degree, P, nthreads);
+                               (const float*)params, degree, P, input_map<float>(flags, lo, hi), nthreads);
     if (dtype == 1)
         return backward<double>(code, (const double*)x, (const double*)g, (double*)dx, dparams, N, block_len, G,
-                                (const double*)params, degree, P, nthreads);
+                                (const double*)params, degree, P, input_map<double>(flags, lo, hi), nthreads);
     return 2;
 }
 }

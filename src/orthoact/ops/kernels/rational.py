@@ -1,7 +1,9 @@
 """Rational (Pade) activation in Triton, PAU's safe denominators (see rational.h):
 
     F = P/Q, P = sum_{i<=m} a_i x^i;  A: Q = 1 + sum_j |b_j x^j|;  B: Q = 1 + |S|, S = sum_j b_j x^j
-    dF/da_i = x^i/Q;  dF/db_j = -F/Q dQ/db_j (A: sgn(b_j x^j) x^j, B: sgn(S) x^j);  F' = (P' - F Q')/Q
+    dF/da_i = x^i/Q;  dF/db_j = -F/Q Qb_j (A: Qb_j = sgn(b_j x^j) x^j, B: sgn(S) x^j);  F' = (P' - F Q')/Q
+    (linear extension) dF'/da_i = (i x^(i-1) - x^i Q'/Q)/Q;  dF'/db_j = -(Qb_j (P' - 2 F Q')/Q + F Q'b_j)/Q,
+    Q'b_j = sgn(.) j x^(j-1)
 
 Packed row [a_0..a_m, b_1..b_n]: DEGREE = m, n = P - m - 1.
 """
@@ -9,7 +11,7 @@ Packed row [a_0..a_m, b_1..b_n]: DEGREE = m, n = P - m - 1.
 import triton
 import triton.language as tl
 
-from orthoact.ops.kernels.triton_common import emit
+from orthoact.ops.kernels.triton_common import accumulate
 
 
 @triton.jit
@@ -18,32 +20,8 @@ def _sgn(t):
 
 
 @triton.jit
-def _forward(x, base, DEGREE: tl.constexpr, P: tl.constexpr, VERSION_A: tl.constexpr):
-    N: tl.constexpr = P - DEGREE - 1
-    TOP: tl.constexpr = DEGREE if DEGREE > N else N
-    num = tl.load(base) + tl.zeros_like(x)
-    den = tl.zeros_like(x)
-    xp = tl.full(x.shape, 1.0, tl.float32)
-    for j in tl.static_range(1, TOP + 1):
-        xp = xp * x
-        if j <= DEGREE:
-            num += tl.load(base + j) * xp
-        if j <= N:
-            t = tl.load(base + DEGREE + j) * xp
-            if VERSION_A:
-                den += tl.abs(t)
-            else:
-                den += t
-    if VERSION_A:
-        q = 1.0 + den
-    else:
-        q = 1.0 + tl.abs(den)
-    return num / q
-
-
-@triton.jit
-def _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
-              NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr, VERSION_A: tl.constexpr):
+def _terms(x, base, DEGREE: tl.constexpr, P: tl.constexpr, VERSION_A: tl.constexpr):
+    """P(x), P'(x), Q(x), Q'(x) and (version B) sgn(S)."""
     N: tl.constexpr = P - DEGREE - 1
     TOP: tl.constexpr = DEGREE if DEGREE > N else N
     num = tl.load(base) + tl.zeros_like(x)
@@ -68,32 +46,86 @@ def _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE: tl.co
                 den += t
                 dden += (j * bj) * prev
     if VERSION_A:
+        s = tl.zeros_like(x)
         q = 1.0 + den
         dq = dden
-        s = tl.zeros_like(x)
     else:
         s = _sgn(den)
         q = 1.0 + tl.abs(den)
         dq = s * dden
-    inv = 1.0 / q
+    return num, dnum, q, dq, s
+
+
+@triton.jit
+def _forward(x, base, DEGREE: tl.constexpr, P: tl.constexpr, VERSION_A: tl.constexpr):
+    N: tl.constexpr = P - DEGREE - 1
+    TOP: tl.constexpr = DEGREE if DEGREE > N else N
+    num = tl.load(base) + tl.zeros_like(x)
+    den = tl.zeros_like(x)
+    xp = tl.full(x.shape, 1.0, tl.float32)
+    for j in tl.static_range(1, TOP + 1):
+        xp = xp * x
+        if j <= DEGREE:
+            num += tl.load(base + j) * xp
+        if j <= N:
+            t = tl.load(base + DEGREE + j) * xp
+            if VERSION_A:
+                den += tl.abs(t)
+            else:
+                den += t
+    if VERSION_A:
+        q = 1.0 + den
+    else:
+        q = 1.0 + tl.abs(den)
+    return tl.fdiv(num, q)  # q >= 1: the fast division (2 ulp) without the IEEE slow-path call
+
+
+@triton.jit
+def _forward_d(x, base, DEGREE: tl.constexpr, P: tl.constexpr, VERSION_A: tl.constexpr):
+    num, dnum, q, dq, s = _terms(x, base, DEGREE, P, VERSION_A)
+    inv = tl.fdiv(1.0, q)
     f = num * inv
-    gi = g * inv
+    return f, (dnum - f * dq) * inv
+
+
+@triton.jit
+def _backward(x, g, t, base, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
+              EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr, VERSION_A: tl.constexpr):
+    N: tl.constexpr = P - DEGREE - 1
+    TOP: tl.constexpr = DEGREE if DEGREE > N else N
+    num, dnum, q, dq, s = _terms(x, base, DEGREE, P, VERSION_A)
+    inv = tl.fdiv(1.0, q)
+    f = num * inv
     if NEED_DP:
+        gi = g * inv
         gfi = gi * f
+        gti = g * t * inv
+        dq_q = dq * inv
+        bfactor = (dnum - 2.0 * f * dq) * inv
         xp = tl.full(x.shape, 1.0, tl.float32)
+        prev = tl.zeros_like(x)
         for j in tl.static_range(0, TOP + 1):
             if j > 0:
+                prev = xp
                 xp = xp * x
             if j <= DEGREE:
-                emit(partial_ptr, row, cols, colmask, poison, j, gi * xp, P, ROWS_LAYOUT)
+                if EXT:
+                    acc = accumulate(acc, j, gi * xp + gti * (j * prev - xp * dq_q), poison, ROWS_LAYOUT)
+                else:
+                    acc = accumulate(acc, j, gi * xp, poison, ROWS_LAYOUT)
             if j >= 1:
                 if j <= N:
                     if VERSION_A:
-                        dqdb = _sgn(tl.load(base + DEGREE + j) * xp) * xp
+                        sj = _sgn(tl.load(base + DEGREE + j) * xp)
                     else:
-                        dqdb = s * xp
-                    emit(partial_ptr, row, cols, colmask, poison, DEGREE + j, -(gfi * dqdb), P, ROWS_LAYOUT)
-    return inv * (dnum - f * dq)
+                        sj = s
+                    dqdb = sj * xp
+                    if EXT:
+                        acc = accumulate(acc, DEGREE + j, -(gfi * dqdb) - gti * (dqdb * bfactor + f * sj * j * prev),
+                                         poison, ROWS_LAYOUT)
+                    else:
+                        acc = accumulate(acc, DEGREE + j, -(gfi * dqdb), poison, ROWS_LAYOUT)
+    return inv * (dnum - f * dq), acc
 
 
 @triton.jit
@@ -107,12 +139,22 @@ def forward_b(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
-def backward_a(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
-               NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
-    return _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE, P, NEED_DP, ROWS_LAYOUT, True)
+def forward_d_a(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
+    return _forward_d(x, base, DEGREE, P, True)
 
 
 @triton.jit
-def backward_b(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
-               NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
-    return _backward(x, g, base, partial_ptr, row, cols, colmask, poison, DEGREE, P, NEED_DP, ROWS_LAYOUT, False)
+def forward_d_b(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
+    return _forward_d(x, base, DEGREE, P, False)
+
+
+@triton.jit
+def backward_a(x, g, t, base, aux, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
+               EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
+    return _backward(x, g, t, base, acc, poison, DEGREE, P, NEED_DP, EXT, ROWS_LAYOUT, True)
+
+
+@triton.jit
+def backward_b(x, g, t, base, aux, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
+               EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
+    return _backward(x, g, t, base, acc, poison, DEGREE, P, NEED_DP, EXT, ROWS_LAYOUT, False)

@@ -1,24 +1,37 @@
 """Triton drivers shared by every family (imported only when the Triton backend runs).
 
-Forward: one program per BLOCK elements reads x, writes y = F(x). Backward: reads x and dy, writes
-dx = dy F'(x) and per-program partial sums of dy * dF/dtheta_k in float32 into a small buffer that
-the host sums afterwards (no atomics, nothing to reset: no autotuning). Only x is kept between the
-two: the basis is recomputed. All arithmetic is float32 whatever the input dtype; offsets are
-64-bit, so tensors above 2^31 elements are fine.
+Two layouts of the contiguous input, element i using parameter row (i // block_len) % groups (named
+as in the C++ kernels):
 
-A family supplies two Triton functions, passed to the drivers as constexpr arguments:
+* **runs** (one group per long run, e.g. ``groups=1``): a tile is BLOCK consecutive elements of one
+  run, so a program reads its parameters as scalars;
+* **rows** (short runs, e.g. per-channel parameters with channels last): the input is viewed as
+  ``(rows, period)``, ``period = groups * block_len``; a tile is ``ROWS x COLS`` and each column reads
+  its own parameter row.
+
+Forward: one program per tile reads x, writes y = F(u) (the input map below). Backward: a
+**persistent grid** (a few programs per multiprocessor, see ``orthoact.ops.triton_config``): each
+program loops over its tiles, writes dx = dy dy/dx, and accumulates dy * dy/dtheta_k of every
+parameter into an fp32 register vector (one lane per parameter; per column in the rows layout),
+stored once as the program's partial row; the host sums the partial rows. No atomics: a given input
+on a given device gives bit-identical gradients on every run. Only x is kept between forward and
+backward: the basis is recomputed. All arithmetic is float32 whatever the input dtype; offsets are
+64-bit.
+
+Input map (see ``orthoact/inputs.py``): with CLAMP, u = limit (2 sigmoid(x) - 1), the limit in the
+column after the family's P, du/dx = limit (1 - s^2) / 2 and du/dlimit = s; with DOMAIN, c = clamp(u,
+lo, hi), y = F(c) + (u - c) F'(c), dy/du = F'(c), and a parameter's gradient takes
+(u - c) dF'/dtheta(c) on top.
+
+A family supplies Triton functions, passed to the drivers as constexpr arguments:
 
     forward(x, base, aux, DEGREE, P) -> F(x)
-    backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE, P, NEED_DP, ROWS_LAYOUT) -> F'(x)
+    forward_d(x, base, aux, DEGREE, P) -> (F(x), F'(x))            (families that take a domain)
+    backward(x, g, t, base, aux, acc, poison, DEGREE, P, NEED_DP, EXT, ROWS_LAYOUT) -> (F'(x), acc)
 
-``base`` points at the element's parameter row (a block of pointers in the forward and the rows
-layout, one pointer in the runs layout); the backward reports each parameter's contribution
-``g dF/dtheta_k`` through :func:`emit`.
-
-Grouping: element i uses parameter row (i // block_len) % groups. The backward has two layouts, named
-as in the C++ kernels: "runs" (one group per program: long runs of a group) and "rows" (a 2-D tile
-of the (rows, period) view, period = groups * block_len, reduced over its rows: short runs, e.g.
-per-channel parameters with channels last).
+``base`` points at the element's parameter row (a scalar pointer in the runs layout, a ``[1, COLS]``
+block in the rows layout); the backward adds each parameter's contribution ``g dF/dtheta_k`` (with
+EXT, ``g (dF/dtheta_k + t dF'/dtheta_k)``) to ``acc`` with :func:`accumulate`.
 
 Non-finite inputs (as the reference): with NAN_AT_INF, +-inf is treated as NaN; a NaN input gives a
 NaN output and input gradient, and ``poison`` (NaN at NaN inputs, 0 elsewhere) is added to every
@@ -32,14 +45,15 @@ import triton.language as tl
 
 
 @triton.jit
-def emit(partial_ptr, row, cols, colmask, poison, k: tl.constexpr, contribution, P: tl.constexpr,
-         ROWS_LAYOUT: tl.constexpr):
-    """Store the program's partial sum of parameter k's gradient."""
+def accumulate(acc, k: tl.constexpr, contribution, poison, ROWS_LAYOUT: tl.constexpr):
+    """``acc`` with parameter k's tile sum of ``contribution`` added (per column in the rows layout)."""
     c = contribution + poison
+    lane = tl.arange(0, acc.shape[0])
     if ROWS_LAYOUT:
-        tl.store(partial_ptr + row * P + k + cols * P, tl.sum(c, axis=0), mask=colmask)
+        out = tl.where((lane == k)[:, None], acc + tl.sum(c, axis=0)[None, :], acc)
     else:
-        tl.store(partial_ptr + row * P + k, tl.sum(c, axis=0))
+        out = tl.where(lane == k, acc + tl.sum(c, axis=0), acc)
+    return out
 
 
 @triton.jit
@@ -51,30 +65,132 @@ def inv_factorial(k: tl.constexpr):
 
 
 @triton.jit
+def sincos(z):
+    """sin and cos of float32 z with one shared range reduction (Cody-Waite by pi/2 in two FMA steps)
+    and Cephes' minimax polynomials on [-pi/4, pi/4]: a few ulp (as the C++ kernels' and libm's up to
+    the rounding of z itself), and far less code than two libdevice calls."""
+    zq = z * 0.6366197723675814  # z / (pi / 2)
+    q = tl.where(tl.abs(zq) < 4194304.0, (zq + 12582912.0) - 12582912.0, zq)  # round to nearest (above 2^22: as is)
+    r = tl.fma(q, -1.5707963705062866, z)
+    r = tl.fma(q, 4.371139000186241e-08, r)
+    r2 = r * r
+    sp = r + r * r2 * (-1.6666654611e-1 + r2 * (8.3321608736e-3 + r2 * -1.9515295891e-4))
+    cp = 1.0 - 0.5 * r2 + r2 * r2 * (4.166664568298827e-2 + r2 * (-1.388731625493765e-3 + r2 * 2.443315711809948e-5))
+    quadrant = (q - 4.0 * tl.floor(q * 0.25)).to(tl.int32)  # q mod 4, no integer overflow
+    odd = (quadrant & 1) != 0
+    s = tl.where(odd, cp, sp)
+    c = tl.where(odd, sp, cp)
+    s = tl.where((quadrant & 2) != 0, -s, s)
+    c = tl.where(((quadrant + 1) & 2) != 0, -c, c)
+    return s, c
+
+
+@triton.jit
+def _runs_tile(run, chunk, block_len, N, BLOCK: tl.constexpr):
+    """Offsets (64-bit) and mask of chunk ``chunk`` of run ``run`` (32-bit indices: no 64-bit division)."""
+    start = run.to(tl.int64) * block_len + chunk.to(tl.int64) * BLOCK
+    offs = start + tl.arange(0, BLOCK)
+    mask = (offs < (run.to(tl.int64) + 1) * block_len) & (offs < N)
+    return offs, mask
+
+
+@triton.jit
+def _rows_tile(row_block, cols, period, n_rows, ROWS: tl.constexpr):
+    """Offsets (64-bit) and mask of a rows-layout tile; ``cols`` are 32-bit column indices."""
+    r = row_block * ROWS + tl.arange(0, ROWS)
+    mask = (r[:, None] < n_rows) & (cols < period)[None, :]
+    return r.to(tl.int64)[:, None] * period + cols[None, :], mask
+
+
+@triton.jit
+def _mapped(x, base, P: tl.constexpr, CLAMP: tl.constexpr):
+    """u (the value the family sees) and s = 2 sigmoid(x) - 1 (with CLAMP)."""
+    if CLAMP:
+        s = 2.0 * tl.fdiv(1.0, 1.0 + tl.exp(-x)) - 1.0  # 2 sigmoid(x) - 1, a division without its slow-path call
+        u = tl.load(base + P) * s
+    else:
+        s = x
+        u = x
+    return u, s
+
+
+@triton.jit
+def _forward_values(x, base, aux, lo, hi, FWD: tl.constexpr, FWD_D: tl.constexpr, NAN_AT_INF: tl.constexpr,
+                    DEGREE: tl.constexpr, P: tl.constexpr, CLAMP: tl.constexpr, DOMAIN: tl.constexpr):
+    if NAN_AT_INF:
+        x = tl.where(tl.abs(x) < float("inf"), x, float("nan"))
+    u, s = _mapped(x, base, P, CLAMP)
+    if DOMAIN:
+        c = tl.minimum(tl.maximum(u, lo), hi)
+        f, d = FWD_D(c, base, aux, DEGREE, P)
+        y = f + (u - c) * d
+    else:
+        y = FWD(u, base, aux, DEGREE, P)
+    return tl.where(x != x, x, y)
+
+
+@triton.jit
 def forward_kernel(
     x_ptr,  # input, any float dtype, contiguous
     y_ptr,  # output, same dtype
-    params_ptr,  # (groups, P) float32, forward-prepared (Hermite: monomial coefficients)
+    params_ptr,  # (groups, P + CLAMP) float32, forward-prepared (Hermite: monomial coefficients)
     N,  # number of elements
     block_len,  # elements per run of one group
     groups,
+    tiles_per_run,  # runs layout
+    period,  # rows layout: groups * block_len
+    n_rows,  # rows layout: N // period
     aux,  # a family scalar (tropical: sqrt(2) / n)
+    lo,  # domain (with DOMAIN)
+    hi,
     FWD: tl.constexpr,  # the family's forward function
+    FWD_D: tl.constexpr,  # ... with its derivative (DOMAIN)
     NAN_AT_INF: tl.constexpr,
     DEGREE: tl.constexpr,
-    P: tl.constexpr,
-    BLOCK: tl.constexpr,
+    P: tl.constexpr,  # the family's columns (a clamp limit follows)
+    CLAMP: tl.constexpr,
+    DOMAIN: tl.constexpr,
+    ROWS_LAYOUT: tl.constexpr,
+    BLOCK: tl.constexpr,  # runs layout tile
+    ROWS: tl.constexpr,  # rows layout tile
+    COLS: tl.constexpr,
 ):
-    pid = tl.program_id(0).to(tl.int64)
-    offs = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < N
+    STRIDE: tl.constexpr = P + CLAMP
+    if ROWS_LAYOUT:
+        cols = tl.program_id(1) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
+        offs, mask = _rows_tile(tl.program_id(0), cols, period, n_rows, ROWS)
+        # columns past the period are masked; clamping keeps their parameter reads in bounds
+        base = params_ptr + (tl.minimum(cols, period - 1) // block_len)[None, :] * STRIDE
+    else:
+        tile = tl.program_id(0)
+        run = tile // tiles_per_run
+        offs, mask = _runs_tile(run, tile % tiles_per_run, block_len, N, BLOCK)
+        base = params_ptr + (run % groups) * STRIDE  # one group per tile: scalar loads
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    y = _forward_values(x, base, aux, lo, hi, FWD, FWD_D, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN)
+    tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _backward_tile(x, g, base, acc, aux, lo, hi, BWD: tl.constexpr, NAN_AT_INF: tl.constexpr, DEGREE: tl.constexpr,
+                   P: tl.constexpr, CLAMP: tl.constexpr, DOMAIN: tl.constexpr, NEED_DP: tl.constexpr,
+                   ROWS_LAYOUT: tl.constexpr):
+    """dx of one tile, and ``acc`` with its parameter contributions."""
     if NAN_AT_INF:
         x = tl.where(tl.abs(x) < float("inf"), x, float("nan"))
-    base = params_ptr + ((offs // block_len) % groups) * P  # this element's parameter row
-    y = FWD(x, base, aux, DEGREE, P)
-    y = tl.where(x != x, x, y)
-    tl.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
+    poison = tl.where(x != x, x, 0.0)
+    u, s = _mapped(x, base, P, CLAMP)
+    if DOMAIN:
+        c = tl.minimum(tl.maximum(u, lo), hi)
+        d, acc = BWD(c, g, u - c, base, aux, acc, poison, DEGREE, P, NEED_DP, True, ROWS_LAYOUT)
+    else:
+        d, acc = BWD(u, g, u, base, aux, acc, poison, DEGREE, P, NEED_DP, False, ROWS_LAYOUT)
+    du = g * d
+    if CLAMP:
+        if NEED_DP:
+            acc = accumulate(acc, P, du * s, poison, ROWS_LAYOUT)
+        du = du * (tl.load(base + P) * 0.5 * (1.0 - s * s))
+    return tl.where(x != x, x, du), acc
 
 
 @triton.jit
@@ -82,53 +198,64 @@ def backward_kernel(
     x_ptr,
     g_ptr,  # upstream gradient dy, contiguous like x
     dx_ptr,  # input gradient (written when NEED_DX)
-    params_ptr,  # (groups, P) float32, raw parameters
-    partial_ptr,  # float32 partial sums: runs (programs, P); rows (row_blocks, period, P)
+    params_ptr,  # (groups, P + CLAMP) float32, raw parameters
+    partial_ptr,  # float32 partial sums, one row of P + CLAMP per program (rows layout: per column)
     N,
     block_len,
     groups,
-    programs_per_run,  # runs layout
+    tiles_per_run,  # runs layout: tiles of one run
+    tiles_per_group,  # runs layout: tiles of one group (its runs one after another)
     period,  # rows layout: groups * block_len
     n_rows,  # rows layout: N // period
+    n_row_blocks,  # rows layout: ceil(n_rows / ROWS)
     aux,
+    lo,
+    hi,
     BWD: tl.constexpr,  # the family's backward function
     NAN_AT_INF: tl.constexpr,
     DEGREE: tl.constexpr,
     P: tl.constexpr,
+    P_PAD: tl.constexpr,  # a power of 2 >= P + CLAMP (the accumulator's lanes)
+    CLAMP: tl.constexpr,
+    DOMAIN: tl.constexpr,
     NEED_DX: tl.constexpr,
     NEED_DP: tl.constexpr,
     ROWS_LAYOUT: tl.constexpr,
-    BLOCK: tl.constexpr,  # runs layout
-    ROWS: tl.constexpr,  # rows layout tile
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
     COLS: tl.constexpr,
 ):
+    STRIDE: tl.constexpr = P + CLAMP
+    step = tl.num_programs(0)
+    lane = tl.arange(0, P_PAD)
     if ROWS_LAYOUT:
-        rb = tl.program_id(0).to(tl.int64)
-        cb = tl.program_id(1).to(tl.int64)
-        r = rb * ROWS + tl.arange(0, ROWS)
-        cols = cb * COLS + tl.arange(0, COLS)
-        colmask = cols < period
-        mask = (r[:, None] < n_rows) & colmask[None, :]
-        offs = r[:, None] * period + cols[None, :]
-        # columns past the period are masked; clamping keeps their parameter reads in bounds
-        base = params_ptr + (tl.minimum(cols, period - 1) // block_len)[None, :] * P
-        row = rb * period  # partial row of this program's first column
+        cols = tl.program_id(1) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
+        base = params_ptr + (tl.minimum(cols, period - 1) // block_len)[None, :] * STRIDE
+        acc = tl.zeros((P_PAD, COLS), tl.float32)
+        for row_block in range(tl.program_id(0), n_row_blocks, step):
+            offs, mask = _rows_tile(row_block, cols, period, n_rows, ROWS)
+            x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)  # zero outside: adds nothing
+            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN, NEED_DP,
+                                     True)
+            if NEED_DX:
+                tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+        if NEED_DP:  # partial[program, column, k]
+            out = partial_ptr + (tl.program_id(0).to(tl.int64) * period + cols)[None, :] * STRIDE + lane[:, None]
+            tl.store(out, acc, mask=(lane < STRIDE)[:, None] & (cols < period)[None, :])
     else:
-        pid = tl.program_id(0).to(tl.int64)
-        run = pid // programs_per_run
-        start = run * block_len + (pid % programs_per_run) * BLOCK
-        offs = start + tl.arange(0, BLOCK)
-        mask = (offs < (run + 1) * block_len) & (offs < N)
-        base = params_ptr + (run % groups) * P  # one group per program: scalar loads
-        row = pid
-        cols = tl.arange(0, 1)
-        colmask = cols < 1
-    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)  # zero outside: adds nothing
-    if NAN_AT_INF:
-        x = tl.where(tl.abs(x) < float("inf"), x, float("nan"))
-    poison = tl.where(x != x, x, 0.0)
-    d = BWD(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE, P, NEED_DP, ROWS_LAYOUT)
-    if NEED_DX:
-        dx = tl.where(x != x, x, g * d)
-        tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+        group = tl.program_id(1)
+        base = params_ptr + group * STRIDE  # every tile of this program is of this group: scalar loads
+        acc = tl.zeros((P_PAD,), tl.float32)
+        for t in range(tl.program_id(0), tiles_per_group, step):
+            # tile t of the group: chunk t % tiles_per_run of run group + (t // tiles_per_run) * groups
+            offs, mask = _runs_tile(group + (t // tiles_per_run) * groups, t % tiles_per_run, block_len, N, BLOCK)
+            x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN, NEED_DP,
+                                     False)
+            if NEED_DX:
+                tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+        if NEED_DP:  # partial[group, program, k] (indices read again: nothing kept live across the loop)
+            row = tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+            tl.store(partial_ptr + row.to(tl.int64) * STRIDE + lane, acc, mask=lane < STRIDE)

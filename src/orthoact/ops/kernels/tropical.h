@@ -8,6 +8,7 @@
 template <typename T, int N> struct TropicalF {
     typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? N + 1 : MAX_P;
+    static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
     template <class L> static inline V argmax(V x, const L& a, i64 pos, int n, V& best) {
         best = a.param(0, pos);
         V arg = V{};
@@ -25,7 +26,7 @@ template <typename T, int N> struct TropicalF {
         argmax(x, a, pos, N > 0 ? N : n_rt, best);
         return scale * best;
     }
-    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale) {
+    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale, V) {
         const int n = N > 0 ? N : n_rt;
         V best;
         const V arg = argmax(x, a, pos, n, best);

@@ -8,7 +8,7 @@ import math
 import triton
 import triton.language as tl
 
-from orthoact.ops.kernels.triton_common import emit
+from orthoact.ops.kernels.triton_common import accumulate
 
 
 def aux(params, degree):
@@ -34,10 +34,10 @@ def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
-def backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
-             NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
+def backward(x, g, t, base, aux, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
+             EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
     best, arg = _argmax(x, base, DEGREE)
     if NEED_DP:
         for k in tl.static_range(0, DEGREE + 1):
-            emit(partial_ptr, row, cols, colmask, poison, k, tl.where(arg == k, g * aux, 0.0), P, ROWS_LAYOUT)
-    return aux * arg
+            acc = accumulate(acc, k, tl.where(arg == k, g * aux, 0.0), poison, ROWS_LAYOUT)
+    return aux * arg, acc

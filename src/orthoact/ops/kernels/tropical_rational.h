@@ -8,6 +8,7 @@
 template <typename T, int N> struct TropicalRationalF {
     typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
+    static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
     template <class L>
     static inline void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, V& arg) {
         slope = a.param(s0, pos);
@@ -30,7 +31,7 @@ template <typename T, int N> struct TropicalRationalF {
         max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
         return num - den;
     }
-    template <class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
         V num, den, sn, sd, in, id;
         max_affine(x, a, pos, n, 0, m, num, sn, in);

@@ -7,7 +7,7 @@
 import triton
 import triton.language as tl
 
-from orthoact.ops.kernels.triton_common import emit
+from orthoact.ops.kernels.triton_common import accumulate
 
 
 @triton.jit
@@ -34,16 +34,16 @@ def forward(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
-def backward(x, g, base, aux, partial_ptr, row, cols, colmask, poison, DEGREE: tl.constexpr, P: tl.constexpr,
-             NEED_DP: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
+def backward(x, g, t, base, aux, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
+             EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
     M: tl.constexpr = DEGREE + 1
     num, sn, an = _max_affine(x, base, 0, M, DEGREE)
     den, sd, ad = _max_affine(x, base, 2 * M, 3 * M, DEGREE)
     if NEED_DP:
         gx = g * x
         for k in tl.static_range(0, M):
-            emit(partial_ptr, row, cols, colmask, poison, k, tl.where(an == k, gx, 0.0), P, ROWS_LAYOUT)
-            emit(partial_ptr, row, cols, colmask, poison, M + k, tl.where(an == k, g, 0.0), P, ROWS_LAYOUT)
-            emit(partial_ptr, row, cols, colmask, poison, 2 * M + k, tl.where(ad == k, -gx, 0.0), P, ROWS_LAYOUT)
-            emit(partial_ptr, row, cols, colmask, poison, 3 * M + k, tl.where(ad == k, -g, 0.0), P, ROWS_LAYOUT)
-    return sn - sd
+            acc = accumulate(acc, k, tl.where(an == k, gx, 0.0), poison, ROWS_LAYOUT)
+            acc = accumulate(acc, M + k, tl.where(an == k, g, 0.0), poison, ROWS_LAYOUT)
+            acc = accumulate(acc, 2 * M + k, tl.where(ad == k, -gx, 0.0), poison, ROWS_LAYOUT)
+            acc = accumulate(acc, 3 * M + k, tl.where(ad == k, -g, 0.0), poison, ROWS_LAYOUT)
+    return sn - sd, acc

@@ -214,3 +214,70 @@ def test_distill_bad_input():
         orthoact.distill(teacher, teacher, [], steps=1)
     with pytest.raises(ValueError, match="params must be 'activations' or 'all'"):
         orthoact.distill(teacher, teacher, batches(1, 0), params="some")
+
+
+def test_convert_gives_each_site_a_domain_and_saving_keeps_it(tmp_path):
+    """Pretrained-like inputs far outside a polynomial's reach: the automatic domain keeps the model's
+    outputs (far closer than a plain fit on the recorded inputs), the report states it, and a saved
+    and reloaded model keeps it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 32), nn.GELU(), nn.Linear(32, 4))
+    with torch.no_grad():
+        model[0].weight.mul_(4)
+    calibration = [3 * torch.randn(256, 4) for _ in range(2)]
+    auto, report = orthoact.convert(model, "hermite", 8, calibration=calibration)
+    plain, _ = orthoact.convert(model, "hermite", 8, calibration=calibration, domain=None)
+    site = report.sites[0]
+    assert site.domain is not None and site.domain[0] == -site.domain[1] and auto[1].domain == site.domain
+    assert site.input_min < site.domain[0] and 0 < site.outside < 1
+    assert f"[{site.domain[0]:g}, {site.domain[1]:g}]" in str(report) and "outside" in str(report)
+    x = 3 * torch.randn(512, 4)
+    with torch.no_grad():
+        reference = model(x)
+        auto_error = (auto(x) - reference).abs().max().item()
+        plain_error = (plain(x) - reference).abs().max().item()
+    assert auto_error < 0.25 * plain_error and auto_error < 0.05 * reference.abs().max().item()
+    orthoact.save_converted(auto, tmp_path / "saved")
+    fresh = nn.Sequential(nn.Linear(4, 32), nn.GELU(), nn.Linear(32, 4))
+    loaded = orthoact.load_converted(fresh, tmp_path / "saved")
+    assert loaded[1].domain == site.domain
+    fresh.load_state_dict(auto.state_dict())
+    torch.testing.assert_close(loaded(x), auto(x), rtol=0, atol=0)
+    # an explicit domain for every site; the tropical families take none
+    _, fixed = orthoact.convert(model, "fourier", 5, calibration=calibration, domain=(-2, 2))
+    assert fixed.sites[0].domain == (-2.0, 2.0)
+    _, tropical = orthoact.convert(model, "tropical", 5, calibration=calibration)
+    assert tropical.sites[0].domain is None and tropical.sites[0].outside == 0
+    with pytest.raises(ValueError, match="domain is not available for tropical"):
+        orthoact.convert(model, "tropical", 5, domain=(-2, 2))
+
+
+def test_finetune_parameters_trains_only_the_activations_and_the_head():
+    """The paper's fine-tuning recipe: convert, attach a head, freeze the rest, train on a task."""
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU())
+    model, _ = orthoact.convert(backbone, "hermite", 3, clamp=True, domain=None)
+    model.append(nn.Linear(32, 3))
+    params = orthoact.finetune_parameters(model, head="4")
+    acts = [m for m in model.modules() if isinstance(m, BasisActivation)]
+    assert len(params) == 2 * 2 + 2 and all(m.clamp_limit.requires_grad for m in acts)
+    assert not any(p.requires_grad for p in model[0].parameters()) and model[4].weight.requires_grad
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    x = torch.randn(256, 8)
+    labels = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    optimizer = torch.optim.Adam(params, lr=1e-2)
+    losses = []
+    for _ in range(60):
+        loss = F.cross_entropy(model(x), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+    for name, p in model.named_parameters():
+        moved = not torch.equal(p, before[name])
+        assert moved == (name.startswith(("1.", "3.", "4."))), name
+    with pytest.raises(ValueError, match="has no orthoact activation; convert it first"):
+        orthoact.finetune_parameters(backbone)
+    with pytest.raises(ValueError, match="head 'classifier' is not a submodule of Sequential"):
+        orthoact.finetune_parameters(model, head="classifier")

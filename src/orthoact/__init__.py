@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from orthoact import conversion, declarations, functional, modules, nn, ops, reference, registry
 from orthoact.activation import BasisActivation
 from orthoact.compat import from_rational_activations, from_torchortho, torchortho_state_dict
-from orthoact.conversion import ConversionReport, convert, distill, load_converted, save_converted
+from orthoact.conversion import ConversionReport, convert, distill, finetune_parameters, load_converted, save_converted
 from orthoact.families import Fourier, Hermite, Rational, Tropical, TropicalRational
 from orthoact.fit import FitReport, fit
 from orthoact.registry import available, create, family_names, register
@@ -31,6 +31,7 @@ __all__ = [
     "fit",
     "convert",
     "distill",
+    "finetune_parameters",
     "save_converted",
     "load_converted",
     "ConversionReport",

@@ -201,3 +201,16 @@ def test_converted_head_model_reloads_as_itself_and_as_its_base(tmp_path):
     base_gpt2.save_pretrained(tmp_path / "gpt2-base")
     head = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "gpt2-base")
     assert all(isinstance(block.mlp.act, orthoact.Hermite) for block in head.transformer.h)
+
+
+def test_a_converted_domain_survives_save_pretrained(tmp_path):
+    torch.manual_seed(0)
+    model = tiny("gpt2", "gelu_new").eval()
+    calibration = [{"input_ids": tokens(4, s)} for s in range(2)]
+    student, report = orthoact.convert(model, "hermite", 6, targets="gelu", calibration=calibration)
+    assert all(site.domain is not None for site in report.sites)
+    student.save_pretrained(tmp_path)
+    sites = json.loads((tmp_path / "config.json").read_text())["orthoact"]["sites"]
+    assert sorted(tuple(s["config"]["domain"]) for s in sites.values()) == sorted(s.domain for s in report.sites)
+    ids = tokens(2, 3)
+    assert_same_logits(fresh_process_logits(tmp_path, "GPT2LMHeadModel", ids), logits(student, ids))

@@ -16,11 +16,14 @@ range fails outside it.
 One concept per file: :mod:`~orthoact.conversion.sites` (finding and replacing activations),
 :mod:`~orthoact.conversion.calibration` (recording their inputs), :mod:`~orthoact.conversion.replace`
 (:func:`convert` and its post-conversion hooks), :mod:`~orthoact.conversion.report`,
-:mod:`~orthoact.conversion.distill`, :mod:`~orthoact.conversion.saving`.
+:mod:`~orthoact.conversion.distill`, :mod:`~orthoact.conversion.finetune` (freezing all but the
+activations and a head, as the paper's fine-tuning notebook), :mod:`~orthoact.conversion.saving`,
+:mod:`~orthoact.conversion.domains` (the domain each site gets).
 """
 
 from orthoact.conversion.calibration import Recorded, call_model, record_inputs
 from orthoact.conversion.distill import distill, select_output
+from orthoact.conversion.finetune import activation_parameters, finetune_parameters
 from orthoact.conversion.replace import DEFAULT_TARGETS, add_conversion_hook, convert
 from orthoact.conversion.report import ConversionReport, SiteReport
 from orthoact.conversion.saving import apply_sites, converted_sites, load_converted, save_converted
@@ -29,4 +32,4 @@ from orthoact.conversion.sites import Site, expand_targets, find_sites, set_site
 __all__ = ["convert", "distill", "save_converted", "load_converted", "converted_sites", "apply_sites",
            "add_conversion_hook", "ConversionReport", "SiteReport", "DEFAULT_TARGETS", "Site", "find_sites",
            "expand_targets", "target_names", "set_site", "site_exists", "Recorded", "record_inputs", "call_model",
-           "select_output"]
+           "select_output", "finetune_parameters", "activation_parameters"]

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from orthoact._progress import progress as progress_bar
-from orthoact.activation import BasisActivation
 from orthoact.conversion.calibration import call_model
+from orthoact.conversion.finetune import activation_parameters
 
 __all__ = ["distill", "select_output"]
 
@@ -73,7 +73,7 @@ def distill(
     if steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if params == "activations":
-        chosen = [p for m in student.modules() if isinstance(m, BasisActivation) for p in m.parameters()]
+        chosen = activation_parameters(student)
         if not chosen:
             raise ValueError("the student has no orthoact activation parameters to train; convert it first or pass params='all'")
     else:

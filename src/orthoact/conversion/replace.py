@@ -9,9 +9,11 @@ from torch import nn
 
 from orthoact import declarations
 from orthoact.conversion.calibration import Recorded, record_inputs
+from orthoact.conversion.domains import DomainChooser
 from orthoact.conversion.report import ConversionReport, SiteReport
 from orthoact.conversion.sites import describe_targets, expand_targets, find_sites, surrounding_placement
-from orthoact.fit import fit
+from orthoact.fit import fit, fit_errors
+from orthoact.inputs import InputMap, parse_domain
 from orthoact.targets import CLASSICAL
 
 __all__ = ["convert", "add_conversion_hook", "DEFAULT_TARGETS"]
@@ -37,6 +39,7 @@ def convert(
     targets=DEFAULT_TARGETS,
     calibration: Iterable | None = None,
     groups: int = 1,
+    domain="auto",
     inplace: bool = False,
     strict: bool = True,
     **fit_kwargs,
@@ -55,6 +58,14 @@ def convert(
             of keyword arguments); each replaced activation is fitted on its own recorded inputs.
             Default: ``None`` (fit on the family's default domain)
         groups: groups of the new modules (all groups start from the same fit). Default: ``1``
+        domain: where each replacement follows its formula; outside it continues along its tangent
+            (see :mod:`orthoact.inputs`). ``"auto"``: for the families that take a domain (Hermite,
+            Fourier, rational) each site gets the candidate ``[-s, s]`` whose uniform fit has the lowest
+            RMS error on that site's calibration inputs, extension included (the rule in
+            :mod:`orthoact.conversion.domains`; without calibration, the family's default fit domain);
+            the tropical families get none (they grow linearly already). ``(low, high)``: that domain
+            for every site, fitted uniformly on it. ``None``: no extension, each site fitted on its
+            recorded inputs (orthoact 0.2's conversion). Default: ``"auto"``
         inplace: modify ``model`` itself instead of a deep copy. Default: ``False``
         strict: raise when nothing matches. Default: ``True``
         fit_kwargs: passed to :func:`orthoact.fit` (``domain``, ``match_derivative``, ``version``, ...).
@@ -81,20 +92,35 @@ def convert(
     recorded: dict[str, Recorded] = record_inputs(model, sites, calibration) if calibration is not None else {}
     overrides = {k: fit_kwargs[k] for k in ("device", "dtype") if k in fit_kwargs}
     kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("device", "dtype")}
+    if "extend" in kwargs:
+        raise TypeError("convert sets extend itself from domain= (None: no linear extension)")
+    chooser = DomainChooser(spec, degree, kwargs) if domain == "auto" else None
+    if chooser is None and domain is not None:
+        InputMap(parse_domain(domain)).check(spec)
     for site in sites:
         original = site.get()
         seen = recorded.get(site.name)
         if seen is not None and seen.values.numel() == 0:
             raise ValueError(f"activation {site.name} received no input during calibration; it cannot be fitted on recorded data")
         placement = {**((seen.placement if seen else {}) or surrounding_placement(model, site.parent)), **overrides}
-        module, fitted = fit(original, family, degree, samples=seen.values if seen else None, groups=groups,
-                             **placement, **kwargs)
+        samples = seen.values if seen else None
+        site_domain = chooser.choose(site.name, original, samples) if chooser is not None else parse_domain(domain)
+        if site_domain is None:  # fitted on what the site receives (or the default domain), no extension
+            module, fitted = fit(original, family, degree, samples=samples, groups=groups, **placement, **kwargs)
+            errors = vars(fitted)
+        else:  # fitted uniformly on the domain, continued linearly outside; judged on what the site receives
+            module, fitted = fit(original, family, degree, domain=site_domain, extend=True, groups=groups, **placement,
+                                 **kwargs)
+            errors = fit_errors(module, original, samples) if samples is not None else vars(fitted)
         report.degree = module.degree
         site.set(module)
-        lo, hi = fitted.domain
+        lo, hi = (samples.min().item(), samples.max().item()) if samples is not None else fitted.domain
+        outside = float(((samples < site_domain[0]) | (samples > site_domain[1])).double().mean()) \
+            if samples is not None and site_domain is not None else 0.0
         kind = type(original).__name__ if isinstance(original, nn.Module) else getattr(original, "__name__", "function")
-        report.sites.append(SiteReport(site.name, kind, int(seen.values.numel()) if seen else 0, lo, hi, fitted.max_error,
-                                       fitted.rms_error, fitted.max_derivative_error, fitted.rms_derivative_error))
+        report.sites.append(SiteReport(site.name, kind, int(samples.numel()) if samples is not None else 0, lo, hi,
+                                       errors["max_error"], errors["rms_error"], errors["max_derivative_error"],
+                                       errors["rms_derivative_error"], site_domain, outside))
     from orthoact import integrations
 
     integrations.activate()  # integrations of the libraries in use register their hooks

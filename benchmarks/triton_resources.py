@@ -147,7 +147,11 @@ def compile_case(case: Case) -> Row:
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in [*pointers, "N"]}
     start = time.perf_counter()
     try:
-        compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs),
+        try:
+            source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs, attrs=attrs)
+        except TypeError:  # Triton 3.2-3.3: constants by name, alignment attributes in another form (left out)
+            source = ASTSource(fn=kernel, signature=signature, constants=constexprs)
+        compiled = triton.compile(source,
                                   target=GPUTarget("cuda", case.arch, 32),
                                   options={"num_warps": t.num_warps, "enable_fp_fusion": config.FP_FUSION})
         seconds = time.perf_counter() - start

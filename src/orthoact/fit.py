@@ -206,7 +206,8 @@ def _evaluate(spec: FamilySpec, params: list[Tensor], inputs: InputMap, options,
     f, df = _values_and_derivatives(fn, x_eval)
     xg = x_eval.clone().requires_grad_()
     with torch.enable_grad():
-        y = reference.evaluate(spec, xg, [p.detach().double().cpu()[:1] for p in params], inputs=inputs, **options)
+        # (clones: parameters made under inference_mode are inference tensors, which autograd cannot save)
+        y = reference.evaluate(spec, xg, [p.detach().double().cpu()[:1].clone() for p in params], inputs=inputs, **options)
         (dy,) = torch.autograd.grad(y.sum(), xg)
     err, derr = (y.detach() - f).abs(), (dy - df).abs()
     return {

@@ -214,7 +214,7 @@ def repeat_runs(args, k: int) -> int:
     summary = []
     for name in names:
         ratios = [next(r for r in run["rows"] if r["name"] == name)["total_ratio"] for run in runs]
-        config = name.split("/")[0]
+        config = name.rsplit("/", 1)[0]
         target = TARGETS.get(config) if name.endswith("/fused") else None
         verdict = "" if target is None else f"<= {target:.1f} {'met' if statistics.median(ratios) <= target else 'NOT met'}"
         print(f"{name:<36}" + "".join(f"{r:>9.2f}" for r in ratios) + f"{statistics.median(ratios):>9.2f}  {verdict}")

@@ -78,7 +78,13 @@ def make(provider: str, family: str | None = None, kwargs: dict | None = None) -
 
         return PauRational(approx_func="gelu", degrees=(kwargs["numerator"], kwargs["denominator"]),
                            version=kwargs.get("version", "A"), cuda=False)
-    return orthoact.create(family, backend=provider, **kwargs)
+    module = orthoact.create(family, backend=provider, **kwargs)
+    if family == "fourier" and kwargs.get("learn_frequencies", True):
+        # learned frequencies leave w_k = k after the first step: measure that general form, not the
+        # one-sincos recurrence the fused kernels take for harmonic frequencies (the fixed-frequency row)
+        with torch.no_grad():
+            module.frequencies.add_(0.01 * torch.randn_like(module.frequencies))
+    return module
 
 
 def providers(with_torchortho: bool) -> list[tuple[str, str, dict | None]]:

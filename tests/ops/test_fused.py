@@ -228,3 +228,38 @@ def test_torch_compile_inductor(monkeypatch):
     x = torch.randn(5, 8)
     torch.testing.assert_close(compiled(x), model(x))
     compiled(x).sum().backward()
+
+
+def _harmonic(groups, dtype, w1, learn=True, **kwargs):
+    act = make("fourier", groups=groups, dtype=dtype, seed=7, learn_frequencies=learn, **kwargs)
+    with torch.no_grad():  # w_k = k w_1 in every group: the fused kernels' one-sincos recurrence
+        act.frequencies.copy_(w1 * torch.arange(1, act.degree + 1, dtype=dtype).expand_as(act.frequencies))
+    return act
+
+
+@pytest.mark.parametrize("learn", [True, False])
+@pytest.mark.parametrize("groups,shape,channel_dim", [(1, (4, 2053), -1), (3, (5, 6, 30), 1), (4, (2, 4096), -1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("inputs", [{}, {"domain": (-2.0, 2.5), "clamp": True}, {"domain": (-3.0, 3.0)}])
+def test_fused_harmonic_fourier_matches_reference(learn, groups, shape, channel_dim, dtype, inputs):
+    """Harmonic frequencies (Fourier(learn_frequencies=False), the paper's init) take the
+    angle-addition recurrence: values and every gradient equal to the float64 reference."""
+    act = _harmonic(groups, dtype, 0.7 if learn else 1.0, learn=learn, **inputs)
+    torch.manual_seed(1)
+    x = (4 * torch.randn(shape)).to(dtype)
+    assert_matches_reference(act, x, grad=torch.randn(shape).to(dtype), channel_dim=channel_dim, backend="fused")
+
+
+def test_fused_harmonic_fourier_gradcheck_and_large_arguments():
+    act = _harmonic(2, torch.float64, 1.3, domain=(-1.0, 1.5))
+    x = (3 * torch.randn(2, 4, 9, dtype=torch.float64)).requires_grad_()
+    params = [p.detach().clone().requires_grad_() for p in act.reference_tensors()]
+    fn = lambda x, *p: call(act, x, p, channel_dim=1, backend="fused")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
+    # beyond |w_1 x| = 8192 the lanes go to libm in float64, as in the general form
+    act32 = _harmonic(1, torch.float32, 1.0)
+    act32.backend = "fused"
+    torch.manual_seed(0)
+    x = torch.empty(4099).uniform_(1e4, 1e5) * torch.randn(4099).sign()
+    exact = OF.fourier(x.double(), *[p.double() for p in params_of(act32).values()], backend="reference")
+    torch.testing.assert_close(act32(x).double(), exact, rtol=1e-5, atol=1e-5)

@@ -10,8 +10,10 @@
 //        (x is a domain end, t = u - x the distance beyond it) g (dF/dtheta_k + t dF'/dtheta_k)
 //   template <class L> static V fwd_d(V x, const L& a, i64 pos, int n, int p, T aux, V& d);
 //        F(x) and d = F'(x) (on the forward-prepared parameters), for the linear extension
-//   static void prepare_forward(const T* raw, T* out, int n, int p);  // per-group forward form
-//   static T aux(const T* params, i64 G, int p, int n);              // a family scalar
+//   static T aux(const T* params, i64 G, int p, int n);              // a family scalar (all groups)
+//   static void prepare_forward(const T* raw, T* out, int n, int p, T aux);   // per-group forward form
+//   static void prepare_backward(const T* raw, T* out, int n, int p, T aux);  // per-group backward form
+//        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
 // p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.

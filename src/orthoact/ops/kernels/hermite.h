@@ -44,7 +44,8 @@ template <typename T, int N> struct HermiteF {
         }
         return g * d;
     }
-    static void prepare_forward(const T* raw, T* out, int n, int) {
+    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_forward(const T* raw, T* out, int n, int, T) {
         std::vector<double> prev(n + 1, 0.0), cur(n + 1, 0.0), next(n + 1, 0.0), mono(n + 1, 0.0);
         prev[0] = 1.0;
         mono[0] += raw[0];

@@ -284,16 +284,25 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
             for (i64 j = 0; j < R; ++j) dparams[(j / block_len) * P + k] += partial[(size_t)t * P * Rp + k * Rp + j];
 }
 
+// Every group's parameters in the form the family's forward (or backward) reads; a clamp limit,
+// the column after the family's own, as it is.
+template <typename T, class F, bool FORWARD>
+static std::vector<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m) {
+    const int pf = P - m.clamp;
+    std::vector<T> out((size_t)G * P);
+    for (i64 g = 0; g < G; ++g) {
+        if (FORWARD) F::prepare_forward(params + g * P, out.data() + g * P, n, pf, aux);
+        else F::prepare_backward(params + g * P, out.data() + g * P, n, pf, aux);
+        if (m.clamp) out[g * P + pf] = params[g * P + pf];
+    }
+    return out;
+}
+
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const T* params, int n, int P,
                         const InputMap<T>& m, int nthreads) {
-    const int pf = P - m.clamp;
-    std::vector<T> prepared((size_t)G * P);
-    for (i64 g = 0; g < G; ++g) {
-        F<T, N>::prepare_forward(params + g * P, prepared.data() + g * P, n, pf);
-        if (m.clamp) prepared[g * P + pf] = params[g * P + pf];  // the limit, as it is
-    }
     const T aux = F<T, N>::aux(params, G, P, n);
+    const std::vector<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m);
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
         if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
@@ -306,8 +315,10 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
 
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
-                         const T* params, int n, int P, const InputMap<T>& m, int nthreads) {
-    const T aux = F<T, N>::aux(params, G, P, n);
+                         const T* raw, int n, int P, const InputMap<T>& m, int nthreads) {
+    const T aux = F<T, N>::aux(raw, G, P, n);
+    const std::vector<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
+    const T* params = prepared.data();
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
         if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);

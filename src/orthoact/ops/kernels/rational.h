@@ -110,7 +110,8 @@ template <typename T, int N, int VERSION> struct RationalF {
         }
         return g * fprime;
     }
-    static void prepare_forward(const T* raw, T* out, int, int p) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static T aux(const T*, i64, int, int) { return T(0); }
 };
 template <typename T, int N> using RationalAF = RationalF<T, N, 0>;

@@ -35,6 +35,7 @@ template <typename T, int N> struct TropicalF {
         for (int k = 0; k <= n; ++k) a.acc(k, pos, arg == T(k) ? gs : V{});
         return gs * arg;
     }
-    static void prepare_forward(const T* raw, T* out, int, int p) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static T aux(const T*, i64, int, int n) { return T(std::sqrt(2.0) / n); }
 };

@@ -47,6 +47,7 @@ template <typename T, int N> struct TropicalRationalF {
         }
         return g * (sn - sd);
     }
-    static void prepare_forward(const T* raw, T* out, int, int p) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static T aux(const T*, i64, int, int) { return T(0); }
 };

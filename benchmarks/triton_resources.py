@@ -72,7 +72,7 @@ class Row:
     error: str = ""
 
 
-def cases(quick: bool, families: list[str] | None = None) -> list[Case]:
+def cases(quick: bool, families: list[str] | None = None, dtypes: list[str] | None = None) -> list[Case]:
     import orthoact
     from orthoact.ops._common import MAX_KERNEL_DEGREE
 
@@ -89,7 +89,7 @@ def cases(quick: bool, families: list[str] | None = None) -> list[Case]:
         for arch in archs:
             for degree in degrees:
                 for inputs in (maps if degree == default else ["none"]):
-                    for dtype in DTYPES:
+                    for dtype in dtypes or DTYPES:
                         for layout in ("runs", "rows"):
                             out.append(Case(spec.name, variant, code, "forward", layout, "-", dtype, degree, inputs, arch))
                             for grads in ("dx+dp", "dx", "dp"):
@@ -207,8 +207,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiles at once (default: CPU count)")
     parser.add_argument("--family", action="append", help="only these families (repeatable)")
+    parser.add_argument("--dtype", action="append", choices=list(DTYPES), help="only these input dtypes (repeatable)")
     args = parser.parse_args()
-    todo = cases(args.quick, args.family)
+    todo = cases(args.quick, args.family, args.dtype)
     print(f"{len(todo)} kernels to compile ({args.jobs} at a time); TRITON_CACHE_DIR={os.environ.get('TRITON_CACHE_DIR', '(default)')}",
           flush=True)
     header = (f"{'variant':<24}{'pass':<9}{'layout':<6}{'grads':<7}{'dtype':<9}{'deg':>4} {'inputs':<13}{'sm':>3}"

@@ -269,3 +269,13 @@ def test_modules_train():
             opt.step()
             losses.append(loss.item())
         assert losses[-1] < 0.5 * losses[0], (family, losses[0], losses[-1])
+
+
+def test_documented_submodules_are_attributes_of_the_package():
+    """Regression (0.1 had them): ``import orthoact`` then ``orthoact.modules.BasisActivation`` etc."""
+    import orthoact as oa
+
+    assert oa.modules.BasisActivation is oa.BasisActivation
+    assert oa.functional.hermite is not None and oa.conversion.convert is oa.convert
+    assert oa.declarations.get("hermite").name == "hermite" and oa.inputs.InputMap().identity
+    assert callable(oa.analysis.plots.plot_panels) and callable(oa.integrations.activate)  # imported on first use

@@ -112,7 +112,7 @@ def _points(degree: int, samples, domain, weights):
         if weights is not None:
             raise ValueError("weights cannot be combined with samples: recorded samples are weighted by their density")
         if domain is not None:  # fit on the recorded values inside the domain (the extension covers the rest)
-            lo, hi = _interval(domain)
+            lo, hi = parse_domain(domain)
             inside = s[(s >= lo) & (s <= hi)]
             if inside.numel() < 2:
                 raise ValueError(f"fewer than 2 of the {s.numel()} samples lie in the domain [{lo:g}, {hi:g}]")
@@ -124,7 +124,7 @@ def _points(degree: int, samples, domain, weights):
         return x, torch.ones_like(x), (s.min().item(), s.max().item()), s
     if domain is None:
         domain = (-math.sqrt(degree), math.sqrt(degree))
-    lo, hi = _interval(domain)
+    lo, hi = parse_domain(domain)
     x = torch.linspace(lo, hi, N_GRID, dtype=torch.float64)
     if weights is None:
         w = torch.ones_like(x)
@@ -137,16 +137,6 @@ def _points(degree: int, samples, domain, weights):
     if (w < 0).any() or not torch.isfinite(w).all():
         raise ValueError("weights must be finite and non-negative")
     return x, w, (lo, hi), None
-
-
-def _interval(domain) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in domain)
-    except (TypeError, ValueError):
-        raise ValueError(f"domain must be a pair (low, high), got {domain!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"domain must be a finite interval with low < high, got {domain!r}")
-    return lo, hi
 
 
 def _through_clamp(x: Tensor, df: Tensor, limit: float) -> tuple[Tensor, Tensor]:

@@ -37,6 +37,18 @@ def test_every_family_exports_to_onnx(variant, tmp_path):
     torch.testing.assert_close(exported_outputs(model, x, tmp_path / "model.onnx"), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("variant,inputs", [("hermite", {"domain": (-2.0, 2.0), "clamp": True}),
+                                            ("fourier", {"domain": (-3.0, 3.0)}), ("rational", {"domain": (-3.0, 3.0)}),
+                                            ("tropical_rational", {"clamp": True})])
+def test_input_maps_export_to_onnx(variant, inputs, tmp_path):
+    act = make(variant, dtype=torch.float32, groups=4, channel_dim=1, backend=None, **inputs)
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), act, nn.Conv2d(8, 2, 1)).eval()
+    x = 3 * torch.randn(2, 3, 5, 5)  # inputs on both sides of the domain
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(exported_outputs(model, x, tmp_path / "model.onnx"), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_a_converted_transformer_exports(tmp_path):
     transformers = pytest.importorskip("transformers")
     config = transformers.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

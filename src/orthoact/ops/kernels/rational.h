@@ -5,7 +5,7 @@
 //   dF/da_i = x^i / Q
 //   dF/db_j = -F/Q * dQ/db_j,   A: dQ/db_j = sgn(b_j x^j) x^j     B: dQ/db_j = sgn(S) x^j
 //   F' = (P' - F Q') / Q,       A: Q' = sum_j sgn(b_j x^j) j b_j x^(j-1)     B: Q' = vsgn(S) S'
-// (sgn(0) = 0, as the reference's abs). Q >= 1, so there is no pole; +-inf inputs are NaN.
+// (sgn(0) = 0, as the reference's abs). Q >= 1, so there is no pole (1/Q by vrecip); +-inf inputs are NaN.
 // For the linear extension outside a domain (x a domain end), with Qb_j = dQ/db_j and
 // Q'b_j = dQ'/db_j (A: sgn(b_j x^j) j x^(j-1), B: sgn(S) j x^(j-1)):
 //   dF'/da_i = (i x^(i-1) - x^i Q'/Q) / Q        dF'/db_j = -(Qb_j (P' - 2 F Q') / Q + F Q'b_j) / Q
@@ -33,7 +33,7 @@ template <typename T, int N, int VERSION> struct RationalF {
             terms<(N > 1 ? N - 1 : 1)>(x, a, pos, m_rt, p, num, dnum, q, dq, s);
         else
             terms<0>(x, a, pos, m_rt, p, num, dnum, q, dq, s);
-        const V inv = T(1) / q, f = num * inv;
+        const V inv = vrecip(q), f = num * inv;
         d = (dnum - f * dq) * inv;
         return f;
     }
@@ -49,7 +49,7 @@ template <typename T, int N, int VERSION> struct RationalF {
                 den += VERSION == 0 ? vabs(t) : t;
             }
         }
-        return num / (T(1) + (VERSION == 0 ? den : vabs(den)));
+        return num * vrecip(T(1) + (VERSION == 0 ? den : vabs(den)));
     }
 
     // P, P', Q, Q' and (version B) the sign of S at x.
@@ -88,7 +88,7 @@ template <typename T, int N, int VERSION> struct RationalF {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
         V num, dnum, q, dq, s;
         terms<D>(x, a, pos, m_rt, p, num, dnum, q, dq, s);
-        const V inv = T(1) / q, f = num * inv;
+        const V inv = vrecip(q), f = num * inv;
         const V gi = g * inv, gfi = gi * f;
         const V fprime = (dnum - f * dq) * inv;
         // with EXT: g t dF'/dtheta, from the common factors of both parameter kinds

@@ -150,6 +150,7 @@ static inline VT<float>::V vexp(VT<float>::V x) {
 
 // tanh(x / 2) = 2 sigmoid(x) - 1, the learnable clamp's squashing: an odd Taylor polynomial of tanh
 // for |x| < 1/2 (no cancellation near 0), (1 - e) / (1 + e) with e = exp(-|x|) beyond; a few ulp.
+// (vrecip is defined above: the reciprocal estimate and a Newton step.)
 static inline VT<float>::V tanh_half(VT<float>::V x) {
     typedef VT<float>::V V;
     typedef VT<float>::I I;
@@ -157,7 +158,7 @@ static inline VT<float>::V tanh_half(VT<float>::V x) {
     const V small = y + y * y2 * (-0.333333333f + y2 * (0.133333333f + y2 * (-0.0539682540f +
                                    y2 * (0.0218694885f + y2 * -0.00886323552f))));
     const V e = vexp(-a);
-    const V large = (1.0f - e) / (1.0f + e);
+    const V large = (1.0f - e) * vrecip(1.0f + e);  // 1 + e in (1, 2]
     const V t = a < 0.5f ? small : large;
     return (V)((I)t | ((I)x & sign_bits<V>()));
 }

@@ -102,9 +102,10 @@ def providers(with_torchortho: bool, maps: bool = False) -> list[tuple[str, str,
     for family, kwargs in configs:
         out.append((f"{label(family, kwargs)}/fused", family, kwargs))
         out.append((f"{label(family, kwargs)}/reference", family, kwargs))
-        if with_torchortho and "learn_frequencies" not in kwargs and family in TORCHORTHO:
+        peers = with_torchortho and not ("domain" in kwargs or kwargs.get("clamp"))  # (peers have no input maps)
+        if peers and "learn_frequencies" not in kwargs and family in TORCHORTHO:
             out.append((f"{label(family, kwargs)}/torchortho", family, kwargs))
-        if with_torchortho and family == "rational" and importlib.util.find_spec("rational"):
+        if peers and family == "rational" and importlib.util.find_spec("rational"):
             out.append((f"{label(family, kwargs)}/pau", family, kwargs))
     return out
 

@@ -256,10 +256,13 @@ def test_fused_harmonic_fourier_gradcheck_and_large_arguments():
     params = [p.detach().clone().requires_grad_() for p in act.reference_tensors()]
     fn = lambda x, *p: call(act, x, p, channel_dim=1, backend="fused")  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
-    # beyond |w_1 x| = 8192 the lanes go to libm in float64, as in the general form
-    act32 = _harmonic(1, torch.float32, 1.0)
-    act32.backend = "fused"
-    torch.manual_seed(0)
-    x = torch.empty(4099).uniform_(1e4, 1e5) * torch.randn(4099).sign()
-    exact = OF.fourier(x.double(), *[p.double() for p in params_of(act32).values()], backend="reference")
-    torch.testing.assert_close(act32(x).double(), exact, rtol=1e-5, atol=1e-5)
+    # beyond |w_n x| = 8192 the lanes go to libm in float64, as in the general form, with the stored
+    # float32 w_k = fl(k w_1) (w_1 = 0.7: not k w_1 exactly), in the values and the gradients
+    for w1 in (1.0, 0.7):
+        act32 = _harmonic(1, torch.float32, w1)
+        torch.manual_seed(0)
+        x = torch.empty(4099).uniform_(1e4, 1e5) * torch.randn(4099).sign()
+        act32.backend = "fused"
+        exact = OF.fourier(x.double(), *[p.double() for p in params_of(act32).values()], backend="reference")
+        torch.testing.assert_close(act32(x).double(), exact, rtol=1e-5, atol=1e-5)
+        assert_matches_reference(act32, x, grad=torch.randn_like(x), backend="fused")

@@ -42,6 +42,8 @@ def tiles(pass_: str, elements: int = 8, mapped: bool = False) -> Tiles:
     together; the backward 4, as it keeps the recurrence and the parameter contributions live."""
     per_thread = max(1, (elements // 2 if mapped else elements) if pass_ == "forward" else 4)
     block = per_thread * 32 * 4
+    if block & (block - 1):
+        raise ValueError(f"elements per thread must be a power of 2 (Triton tiles are), got {elements}")
     return Tiles(block=block, rows=block // 32, cols=32, num_warps=4)
 
 
@@ -72,7 +74,7 @@ def forward_grid(n: int, block_len: int, groups: int, t: Tiles) -> Grid:
     if rows_layout(block_len, groups):
         period = groups * block_len
         n_rows = n // period
-        return Grid((math.ceil(n_rows / t.rows), math.ceil(period / t.cols)), True, period=period, n_rows=n_rows)
+        return Grid((math.ceil(n_rows / t.rows) * math.ceil(period / t.cols),), True, period=period, n_rows=n_rows)
     tiles_per_run = math.ceil(block_len / t.block)
     return Grid(((n // block_len) * tiles_per_run,), False, tiles_per_run=tiles_per_run)
 
@@ -85,7 +87,7 @@ def backward_grid(n: int, block_len: int, groups: int, stride: int, t: Tiles, pr
         n_row_blocks = math.ceil(n_rows / t.rows)
         col_blocks = math.ceil(period / t.cols)
         row_programs = max(1, min(n_row_blocks, math.ceil(programs / col_blocks)))
-        return Grid((row_programs, col_blocks), True, period=period, n_rows=n_rows, n_row_blocks=n_row_blocks,
+        return Grid((col_blocks, row_programs), True, period=period, n_rows=n_rows, n_row_blocks=n_row_blocks,
                     partial_shape=(row_programs, period, stride))
     tiles_per_run = math.ceil(block_len / t.block)
     tiles_per_group = (n // block_len // groups) * tiles_per_run

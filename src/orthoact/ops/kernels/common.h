@@ -116,13 +116,15 @@ static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c)
     }
 }
 
-// 1 / q for q >= 1 (the rational's denominator): the hardware reciprocal estimate (12 bits) and one
-// Newton step, within 2 ulp of the division at a fraction of its cost (vdivps issues once every 5
-// cycles); a division where there is no AVX estimate and for doubles.
+// 1 / q for q >= 1 (the rational's denominator): the hardware reciprocal estimate (12 bits) and two
+// Newton steps, within an ulp of the division (exact at q = 1) at less than its cost (vdivps issues
+// once every 5 cycles); a division where there is no AVX estimate and for doubles.
 static inline VT<float>::V vrecip(VT<float>::V q) {
 #ifdef __AVX__
-    const VT<float>::V r = (VT<float>::V)_mm256_rcp_ps((__m256)q), nr = r * (2.0f - q * r);
-    return q == INFINITY ? VT<float>::V{} : nr;  // 1/inf = 0 (the Newton step would give 0 * inf = NaN)
+    VT<float>::V r = (VT<float>::V)_mm256_rcp_ps((__m256)q);
+    r = r + r * (1.0f - q * r);  // each step squares the relative error (FMAs: -ffp-contract=fast)
+    r = r + r * (1.0f - q * r);  // the second makes 1/1 exactly 1 (a rational's identity stays x)
+    return q == INFINITY ? VT<float>::V{} : r;  // 1/inf = 0 (the Newton steps would give 0 * inf = NaN)
 #else
     return 1.0f / q;
 #endif

@@ -152,7 +152,7 @@ template <typename T, int N> struct FourierF {
                 V c = ck * cp + sk * sp, s = sk * cp - ck * sp;
                 if (!fast) {  // lane by lane in float64, as the general form
                     for (int l = 0; l < VT<T>::W; ++l) {
-                        const double z = double(k) * double(w1[l]) * x[l];
+                        const double z = double(T(k) * w1[l]) * double(x[l]);  // w_k = fl(k w_1), as stored
                         c[l] = T(std::cos(z) * cp[l] + std::sin(z) * sp[l]);
                         s[l] = T(std::sin(z) * cp[l] - std::cos(z) * sp[l]);
                     }
@@ -204,7 +204,7 @@ template <typename T, int N> struct FourierF {
                 harmonic = harmonic && w == T(k) * params[g * P_ + n + 1];
             }
         if (!(wmax < 1e30) || !(pmax < 8192.0)) return T(-1);  // non-finite or huge: always libm
-        // harmonic: the recurrence needs |w_1 x| <= 8192 only (the phases enter on the host)
+        // harmonic: every k theta = w_k x stays within 8192 (the phases enter on the host, not the argument)
         const T bound = wmax == 0.0 ? T(INFINITY) : T((8192.0 - (harmonic ? 0.0 : pmax)) / wmax);
         return harmonic ? -bound - T(2) : bound;
     }

@@ -157,8 +157,10 @@ def forward_kernel(
 ):
     STRIDE: tl.constexpr = P + CLAMP
     if ROWS_LAYOUT:
-        cols = tl.program_id(1) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
-        offs, mask = _rows_tile(tl.program_id(0), cols, period, n_rows, ROWS)
+        # a 1-D grid of (row block, column block) tiles: CUDA caps the second grid dimension at 65535
+        col_blocks = (period + COLS - 1) // COLS
+        cols = (tl.program_id(0) % col_blocks) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
+        offs, mask = _rows_tile(tl.program_id(0) // col_blocks, cols, period, n_rows, ROWS)
         # columns past the period are masked; clamping keeps their parameter reads in bounds
         base = params_ptr + (tl.minimum(cols, period - 1) // block_len)[None, :] * STRIDE
     else:
@@ -226,13 +228,12 @@ def backward_kernel(
     COLS: tl.constexpr,
 ):
     STRIDE: tl.constexpr = P + CLAMP
-    step = tl.num_programs(0)
     lane = tl.arange(0, P_PAD)
-    if ROWS_LAYOUT:
-        cols = tl.program_id(1) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
+    if ROWS_LAYOUT:  # grid (column blocks, row programs): the many column blocks in the uncapped first dimension
+        cols = tl.program_id(0) * COLS + tl.arange(0, COLS)  # 32-bit: no 64-bit division below
         base = params_ptr + (tl.minimum(cols, period - 1) // block_len)[None, :] * STRIDE
         acc = tl.zeros((P_PAD, COLS), tl.float32)
-        for row_block in range(tl.program_id(0), n_row_blocks, step):
+        for row_block in range(tl.program_id(1), n_row_blocks, tl.num_programs(1)):
             offs, mask = _rows_tile(row_block, cols, period, n_rows, ROWS)
             x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)  # zero outside: adds nothing
@@ -241,12 +242,13 @@ def backward_kernel(
             if NEED_DX:
                 tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
         if NEED_DP:  # partial[program, column, k]
-            out = partial_ptr + (tl.program_id(0).to(tl.int64) * period + cols)[None, :] * STRIDE + lane[:, None]
+            out = partial_ptr + (tl.program_id(1).to(tl.int64) * period + cols)[None, :] * STRIDE + lane[:, None]
             tl.store(out, acc, mask=(lane < STRIDE)[:, None] & (cols < period)[None, :])
     else:
         group = tl.program_id(1)
         base = params_ptr + group * STRIDE  # every tile of this program is of this group: scalar loads
         acc = tl.zeros((P_PAD,), tl.float32)
+        step = tl.num_programs(0)
         for t in range(tl.program_id(0), tiles_per_group, step):
             # tile t of the group: chunk t % tiles_per_run of run group + (t // tiles_per_run) * groups
             offs, mask = _runs_tile(group + (t // tiles_per_run) * groups, t % tiles_per_run, block_len, N, BLOCK)

@@ -283,6 +283,9 @@ def main() -> int:
         entries = [e for e in entries if e[0] == "gelu" or e[0].split("/")[-1] in args.only]
     print(f"orthoact {orthoact.__version__}, torch {torch.__version__}, {args.numel} float32 elements, "
           f"{args.threads} threads, median of per-round ratios to GELU over {args.rounds} interleaved rounds", flush=True)
+    lib = orthoact.ops.load_fused_kernels().families["hermite"].library
+    if lib is not None:
+        print(f"fused kernels: {lib.oa_vector_bytes()}-byte SIMD vectors", flush=True)
     latency = {} if args.no_latency else compile_latency()
     if latency:
         print(f"fused kernels: first-call compile {latency['compile_s']:.2f} s, later processes load the cached "

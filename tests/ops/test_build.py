@@ -125,3 +125,18 @@ def test_truncated_cached_library_is_rebuilt(fresh, monkeypatch):
     monkeypatch.setattr(_build, "_infos", {})
     again = _build.library("tropical")
     assert again.error is None and not again.compiled and again.path == info.path
+
+
+def test_bad_vector_width_setting_falls_back(fresh, monkeypatch):
+    monkeypatch.setenv(_build.VECTOR_BITS_ENV, "128")
+    forward_falls_back(re.escape("ORTHOACT_KERNEL_VECTOR_BITS='128': expected 256 or 512"))
+
+
+def test_vector_width_setting_is_part_of_the_cache_key(monkeypatch):
+    monkeypatch.setenv(_build.VECTOR_BITS_ENV, "256")
+    assert "-DOA_NO_AVX512" in _build.flags()
+    compiler = _build._compiler()
+    narrow = _build._key(compiler, "hermite", _build.families_inc("hermite"))
+    monkeypatch.delenv(_build.VECTOR_BITS_ENV)
+    assert "-DOA_NO_AVX512" not in _build.flags()
+    assert _build._key(compiler, "hermite", _build.families_inc("hermite")) != narrow

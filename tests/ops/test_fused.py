@@ -118,6 +118,53 @@ def test_fused_fourier_is_accurate_up_to_the_reduction_bound():
     torch.testing.assert_close(act(x).double(), exact, rtol=0, atol=3e-6)
 
 
+def test_fused_sine_and_cosine_are_float32_accurate():
+    """The kernels' own sin/cos (reduction by pi, minimax polynomials on [-pi/2, pi/2]) within about
+    one ulp of 1 of the float64 values of the same float32 arguments z = fl(w x - phi): the value of
+    F = cos(z_1) (c_2 = 0; w_2 = 5 keeps the frequencies off the harmonic grid) and its derivative
+    F' = -w_1 sin(z_1), across the whole fast range |z| <= 8192 and densely near 0."""
+    act = orthoact.Fourier(2, backend="fused")
+    with torch.no_grad():
+        act.bias.zero_()
+        act.coefficients.copy_(torch.tensor([[1.0, 0.0]]))
+        act.frequencies.copy_(torch.tensor([[3.0, 5.0]]))
+        act.phases.copy_(torch.tensor([[0.3, 0.0]]))
+    x = torch.cat([torch.linspace(-1600, 1600, 400_003), torch.linspace(-3, 3, 100_001)]).requires_grad_()
+    y = act(x)
+    y.backward(torch.ones_like(y))
+    phase = float(torch.tensor(0.3))  # the float32 phase, exactly
+    z = (3.0 * x.detach().double() - phase).float().double()
+    assert float((y.detach().double() - torch.cos(z)).abs().max()) < 2e-7
+    assert float((x.grad.double() / -3.0 - torch.sin(z)).abs().max()) < 2.5e-7
+
+
+@pytest.mark.slow
+def test_fused_kernels_with_256_bit_vectors(tmp_path):
+    """Where the CPU has AVX-512 the kernels use 64-byte vectors; the 32-byte (AVX2) build, what
+    CPUs without it get, passes this file's comparisons with the reference too (built afresh, for
+    the families with vector code of their own beyond the shared drivers: Fourier's sin/cos and the
+    rational's reciprocal estimate, and Hermite for the plain drivers)."""
+    import os
+    import subprocess
+    import sys
+
+    if "avx512f" not in _build._cpu_signature().split():
+        pytest.skip("the CPU has no AVX-512: the default build already uses 32-byte vectors")
+    assert _build.library("hermite").library.oa_vector_bytes() == 64
+    env = {**os.environ, _build.VECTOR_BITS_ENV: "256", "ORTHOACT_CACHE_DIR": str(tmp_path / "cache")}
+    test_file = os.path.abspath(__file__)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(test_file)))
+    width = subprocess.run([sys.executable, "-c", "from orthoact.ops import _build; _build.load(['hermite', 'fourier', 'rational']); "
+                            "print(_build.library('hermite').library.oa_vector_bytes())"],
+                           env=env, capture_output=True, text=True, timeout=600, cwd=root)
+    assert width.stdout.strip() == "32", width.stdout + width.stderr
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
+                           "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large or gradcheck)",
+                           test_file], env=env, capture_output=True, text=True, timeout=1200, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert " passed" in proc.stdout
+
+
 def test_fused_large_fourier_arguments_use_exact_cosine():
     """|w x - phi| beyond the float32 reduction's range is recomputed with libm in float64.
 

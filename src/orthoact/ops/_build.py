@@ -44,8 +44,11 @@ DRIVER = "kernels.cpp"
 # -ffp-contract=fast: a * b + c as one FMA (ISO -std=c++17 turns contraction off), which the sin/cos
 # range reduction needs for its accuracy and Horner's rule for its speed.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]
-ABI_VERSION = 4  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
+ABI_VERSION = 5  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
 BUILD_TIMEOUT_ENV = "ORTHOACT_BUILD_TIMEOUT"
+#: ``256`` builds 32-byte vectors (AVX2) even where the CPU has AVX-512 (the default takes 64-byte
+#: vectors there); tests use it to check the narrower kernels on an AVX-512 machine.
+VECTOR_BITS_ENV = "ORTHOACT_KERNEL_VECTOR_BITS"
 DEFAULT_BUILD_TIMEOUT = 300.0  # seconds
 
 
@@ -110,6 +113,15 @@ def _compiler() -> str | None:
     return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
 
 
+def flags() -> list[str]:
+    """The compiler flags: :data:`FLAGS`, and ``-DOA_NO_AVX512`` when ``$ORTHOACT_KERNEL_VECTOR_BITS``
+    is 256 (any other value than 256 or 512 is an error)."""
+    bits = os.environ.get(VECTOR_BITS_ENV, "").strip()
+    if bits not in ("", "256", "512"):
+        raise ValueError(f"{VECTOR_BITS_ENV}={bits!r}: expected 256 or 512 (or unset: the widest the CPU has)")
+    return FLAGS + (["-DOA_NO_AVX512"] if bits == "256" else [])
+
+
 def _timeout() -> float:
     try:
         return float(os.environ.get(BUILD_TIMEOUT_ENV, DEFAULT_BUILD_TIMEOUT))
@@ -165,7 +177,7 @@ def _sources(family: str, generated: str) -> list[bytes]:
 def _key(compiler: str, family: str, generated: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     digest = hashlib.sha256()
-    for part in (*_sources(family, generated), " ".join(FLAGS).encode(), version.encode(), _cpu_signature().encode()):
+    for part in (*_sources(family, generated), " ".join(flags()).encode(), version.encode(), _cpu_signature().encode()):
         digest.update(part)
     return digest.hexdigest()[:20]
 
@@ -216,6 +228,7 @@ def _open(path: Path) -> ctypes.CDLL:
     version = lib.oa_abi_version()
     if version != ABI_VERSION:
         raise OSError(f"library ABI version {version}, expected {ABI_VERSION}")
+    lib.oa_vector_bytes.restype = ctypes.c_int  # (version 5 and later)
     return lib
 
 
@@ -241,7 +254,7 @@ def _compile(compiler: str, folder: Path, pointer: Path, generated: str) -> tupl
     with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as build:
         (Path(build) / "families.inc").write_text(generated)
         tmp = Path(build) / "kernels.so"
-        cmd = [compiler, *FLAGS, f"-I{build}", f"-I{KERNEL_DIR}", "-o", str(tmp), str(KERNEL_DIR / DRIVER)]
+        cmd = [compiler, *flags(), f"-I{build}", f"-I{KERNEL_DIR}", "-o", str(tmp), str(KERNEL_DIR / DRIVER)]
         # its own session, so a timeout stops the compiler proper (cc1plus) too, not only the driver
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
@@ -320,11 +333,12 @@ def library(family: str) -> BuildInfo:
     return _infos[family]
 
 
-def load() -> Kernels:
-    """Build (once per machine, side by side) and load every family's kernels; never raises."""
+def load(families: list[str] | tuple[str, ...] | None = None) -> Kernels:
+    """Build (once per machine, side by side) and load every family's kernels, or only those named
+    in ``families`` (names without C++ kernels are left out); never raises."""
     start = time.perf_counter()
     with _lock:
-        names = cpp_families()
+        names = [n for n in cpp_families() if families is None or n in families]
         missing = [n for n in names if n not in _infos]
         if missing:
             with ThreadPoolExecutor(max_workers=max(1, min(len(missing), os.cpu_count() or 1))) as pool:

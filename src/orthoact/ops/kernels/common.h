@@ -25,11 +25,15 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
-#ifdef __AVX__
+#if defined(__AVX__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 typedef int64_t i64;
+
+// The SIMD helpers below are forced inline: GCC otherwise keeps some (sin/cos) out of line in the
+// largest loops, where a call per vector costs more than the arithmetic.
+#define OA_INLINE inline __attribute__((always_inline))
 
 #ifndef OA_MAX_DEGREE
 #error "build through orthoact/ops/_build.py: families.inc defines OA_MAX_DEGREE"
@@ -38,19 +42,26 @@ static constexpr int MAX_DEGREE = OA_MAX_DEGREE;  // orthoact.ops._common.MAX_KE
 static constexpr int MAX_P = 4 * (MAX_DEGREE + 1) + 1;  // the largest family's row, plus a clamp limit
 
 // ---------------------------------------------------------------------------------------------
-// SIMD types (GCC/Clang vector extensions, 32-byte vectors: 8 floats or 4 doubles).
+// SIMD types (GCC/Clang vector extensions): 64-byte vectors (16 floats or 8 doubles) where the
+// compiler targets AVX-512 (-march=native on such a CPU: twice the lanes per instruction and 32
+// registers), 32-byte vectors (8 floats, 4 doubles) elsewhere. OA_NO_AVX512 forces the latter.
 template <typename T> struct VT;
+#if defined(__AVX512F__) && !defined(OA_NO_AVX512)
+#define OA_VBYTES 64
+#else
+#define OA_VBYTES 32
+#endif
 template <> struct VT<float> {
-    typedef float V __attribute__((vector_size(32)));
-    typedef int32_t I __attribute__((vector_size(32)));
-    typedef uint32_t U __attribute__((vector_size(32)));
-    static constexpr int W = 8;
+    typedef float V __attribute__((vector_size(OA_VBYTES)));
+    typedef int32_t I __attribute__((vector_size(OA_VBYTES)));
+    typedef uint32_t U __attribute__((vector_size(OA_VBYTES)));
+    static constexpr int W = OA_VBYTES / 4;
 };
 template <> struct VT<double> {
-    typedef double V __attribute__((vector_size(32)));
-    typedef int64_t I __attribute__((vector_size(32)));
-    typedef uint64_t U __attribute__((vector_size(32)));
-    static constexpr int W = 4;
+    typedef double V __attribute__((vector_size(OA_VBYTES)));
+    typedef int64_t I __attribute__((vector_size(OA_VBYTES)));
+    typedef uint64_t U __attribute__((vector_size(OA_VBYTES)));
+    static constexpr int W = OA_VBYTES / 8;
 };
 
 template <typename V> static inline V load(const void* p) {
@@ -81,36 +92,65 @@ template <typename V> static inline V vsgn(V x) {
     return (V)((sign | one) & (x != LaneOf<V>(0)));  // +-1, and 0 where x == 0 (the comparison is all ones or zero)
 }
 
+// a * b + c rounded once, whatever the compiler's contraction decides (-ffp-contract=fast fuses a
+// product used once, not one it shares between expressions): the sin/cos argument w x - phi and the
+// range reduction need the single rounding for their accuracy.
+static OA_INLINE VT<float>::V vfma(VT<float>::V a, VT<float>::V b, VT<float>::V c) {
+#if OA_VBYTES == 64
+    return (VT<float>::V)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+    return (VT<float>::V)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    VT<float>::V out;
+    for (int l = 0; l < VT<float>::W; ++l) out[l] = std::fma(a[l], b[l], c[l]);
+    return out;
+#endif
+}
+static OA_INLINE VT<double>::V vfma(VT<double>::V a, VT<double>::V b, VT<double>::V c) {
+#if OA_VBYTES == 64
+    return (VT<double>::V)_mm512_fmadd_pd((__m512d)a, (__m512d)b, (__m512d)c);
+#elif defined(__FMA__)
+    return (VT<double>::V)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);
+#else
+    VT<double>::V out;
+    for (int l = 0; l < VT<double>::W; ++l) out[l] = std::fma(a[l], b[l], c[l]);
+    return out;
+#endif
+}
+
 template <typename T> static inline T inv_factorial(int k) {
     double f = 1.0;
     for (int j = 2; j <= k; ++j) f *= j;  // inf above 170: 1/inf = 0, as the reference's underflow
     return T(1.0 / f);
 }
 
-// sin and cos of float vectors: Cody-Waite reduction by pi/2 (two FMA steps) and Cephes' minimax
-// polynomials on [-pi/4, pi/4]; accurate to a few ulp for |z| <= 8192 (callers route larger
-// arguments to libm). With WANT_SIN false only the cosine is produced (the forward pass).
+// sin and cos of float vectors: Cody-Waite reduction by pi (two FMA steps: z = q pi + r, |r| <= pi/2)
+// and minimax polynomials on [-pi/2, pi/2] (sine to degree 9, relative error 6e-9; cosine to degree
+// 10, 2.5e-10), the sign of both flipped for odd q. Within 1.5e-7 (about one ulp of 1) of the exact
+// values for |z| <= 8192 (callers route larger arguments to libm): ~20 vector operations for both,
+// no quadrant selection. With WANT_SIN false only the cosine is produced.
 template <bool WANT_SIN>
-static inline void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c) {
+static OA_INLINE void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c) {
     typedef VT<float>::V V;
-    typedef VT<float>::U U;
-    const V q = (z * 0.636619772367581343f + 12582912.0f) - 12582912.0f;  // round to nearest
-    V r = z - q * 1.57079637050628662109375f;   // float(pi/2)
-    r = r + q * 4.37113900018624283e-8f;       // float(pi/2) - pi/2
+    typedef VT<float>::I I;
+    // t = 1.5 2^23 + round(z / pi): its last mantissa bit is the parity of q, (-1)^q its sign bit
+    const V t = vfma(z, splat<V>(0.318309886183790672f), splat<V>(12582912.0f)), q = t - 12582912.0f;
+    V r = vfma(-q, splat<V>(3.14159274101257324f), z);  // float(pi)
+    r = vfma(-q, splat<V>(-8.74227765734758577e-8f), r);  // pi - float(pi)
     const V r2 = r * r;
-    const V sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
-    const V cp = 1.0f - 0.5f * r2 +
-                 r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
-    // Odd quadrants swap sine and cosine; bit 1 of q (of q + 1) flips the sign of the sine (cosine).
-    const U quadrant = (U)__builtin_convertvector(q, VT<float>::I);
-    const U swap = 0u - (quadrant & 1u);
-    const U bs = (U)sp, bc = (U)cp;
-    if (WANT_SIN) s = (V)(((bc & swap) | (bs & ~swap)) ^ ((quadrant & 2u) << 30));
-    c = (V)(((bs & swap) | (bc & ~swap)) ^ (((quadrant + 1u) & 2u) << 30));
+    const I sign = (I)t << 31;
+    const V cp = 1.0f + r2 * (-0.5f + r2 * (4.166664183e-2f + r2 * (-1.388840377e-3f +
+                                             r2 * (2.476188638e-5f + r2 * -2.607710314e-7f))));
+    c = (V)((I)cp ^ sign);
+    if (WANT_SIN) {
+        const V sp = r + r * r2 * (-1.666665971e-1f + r2 * (8.333066478e-3f + r2 * (-1.980960224e-4f +
+                                                                                  r2 * 2.605780537e-6f)));
+        s = (V)((I)sp ^ sign);
+    }
 }
 template <bool WANT_SIN>
-static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c) {
-    for (int l = 0; l < 4; ++l) {
+static OA_INLINE void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c) {
+    for (int l = 0; l < VT<double>::W; ++l) {
         s[l] = std::sin(z[l]);
         c[l] = std::cos(z[l]);
     }
@@ -119,9 +159,13 @@ static inline void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V& c)
 // 1 / q for q >= 1 (the rational's denominator): the hardware reciprocal estimate (12 bits) and two
 // Newton steps, within an ulp of the division (exact at q = 1) at less than its cost (vdivps issues
 // once every 5 cycles); a division where there is no AVX estimate and for doubles.
-static inline VT<float>::V vrecip(VT<float>::V q) {
-#ifdef __AVX__
+static OA_INLINE VT<float>::V vrecip(VT<float>::V q) {
+#if OA_VBYTES == 64
+    VT<float>::V r = (VT<float>::V)_mm512_rcp14_ps((__m512)q);
+#elif defined(__AVX__)
     VT<float>::V r = (VT<float>::V)_mm256_rcp_ps((__m256)q);
+#endif
+#if OA_VBYTES == 64 || defined(__AVX__)
     r = r + r * (1.0f - q * r);  // each step squares the relative error (FMAs: -ffp-contract=fast)
     r = r + r * (1.0f - q * r);  // the second makes 1/1 exactly 1 (a rational's identity stays x)
     return q == INFINITY ? VT<float>::V{} : r;  // 1/inf = 0 (the Newton steps would give 0 * inf = NaN)
@@ -129,14 +173,14 @@ static inline VT<float>::V vrecip(VT<float>::V q) {
     return 1.0f / q;
 #endif
 }
-static inline VT<double>::V vrecip(VT<double>::V q) { return 1.0 / q; }
+static OA_INLINE VT<double>::V vrecip(VT<double>::V q) { return 1.0 / q; }
 
 template <typename V> static inline V vmin(V a, V b) { return a < b ? a : b; }
 template <typename V> static inline V vmax(V a, V b) { return a > b ? a : b; }
 
 // exp of float vectors (Cephes' expf: reduction by ln 2 in two steps and a degree-6 polynomial,
 // about 1 ulp), the argument clamped to [-87.3, 88.3] (no overflow, no denormal scale).
-static inline VT<float>::V vexp(VT<float>::V x) {
+static OA_INLINE VT<float>::V vexp(VT<float>::V x) {
     typedef VT<float>::V V;
     typedef VT<float>::I I;
     x = vmin(vmax(x, splat<V>(-87.3f)), splat<V>(88.3f));
@@ -153,7 +197,7 @@ static inline VT<float>::V vexp(VT<float>::V x) {
 // tanh(x / 2) = 2 sigmoid(x) - 1, the learnable clamp's squashing: an odd Taylor polynomial of tanh
 // for |x| < 1/2 (no cancellation near 0), (1 - e) / (1 + e) with e = exp(-|x|) beyond; a few ulp.
 // (vrecip is defined above: the reciprocal estimate and a Newton step.)
-static inline VT<float>::V tanh_half(VT<float>::V x) {
+static OA_INLINE VT<float>::V tanh_half(VT<float>::V x) {
     typedef VT<float>::V V;
     typedef VT<float>::I I;
     const V a = vabs(x), y = 0.5f * a, y2 = y * y;
@@ -164,9 +208,9 @@ static inline VT<float>::V tanh_half(VT<float>::V x) {
     const V t = a < 0.5f ? small : large;
     return (V)((I)t | ((I)x & sign_bits<V>()));
 }
-static inline VT<double>::V tanh_half(VT<double>::V x) {
+static OA_INLINE VT<double>::V tanh_half(VT<double>::V x) {
     VT<double>::V out;
-    for (int l = 0; l < 4; ++l) out[l] = std::tanh(0.5 * x[l]);
+    for (int l = 0; l < VT<double>::W; ++l) out[l] = std::tanh(0.5 * x[l]);
     return out;
 }
 
@@ -212,7 +256,13 @@ template <typename T> struct RowsLayout {
     inline void mark(i64 pos, I mask) { bad[pos / VT<T>::W] |= mask; }
 };
 
-template <typename I> static inline bool any_set(I mask) {  // a few scalar ORs, not one per lane
+template <typename I> static inline bool any_set(I mask) {  // one vector test, not one per lane
+#if OA_VBYTES == 64
+    if constexpr (sizeof(I) == 64) return _mm512_test_epi64_mask((__m512i)mask, (__m512i)mask) != 0;
+#endif
+#ifdef __AVX__
+    if constexpr (sizeof(I) == 32) return !_mm256_testz_si256((__m256i)mask, (__m256i)mask);
+#endif
     uint64_t words[sizeof(I) / 8];
     std::memcpy(words, &mask, sizeof(I));
     uint64_t out = 0;

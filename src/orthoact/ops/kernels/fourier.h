@@ -4,6 +4,11 @@
 //   F'(x) = -sum_k c_k/k! w_k sin(z_k)
 // and, for the linear extension outside a domain (x a domain end):
 //   dF'/dc_k = -w_k sin(z_k)/k!   dF'/dw_k = -c_k/k! (sin z_k + w_k x cos z_k)   dF'/dphi_k = c_k/k! w_k cos z_k
+// The backward accumulates the per-element sums without their per-group factors,
+//   S_c = sum g (cos z - t w sin z),  S_w = sum g (x sin z + t (sin z + w x cos z)),  S_phi = sum g (sin z + t w cos z)
+// (t = 0 inside the domain), and finish_backward scales them in float64: dc_k = S_c / k!,
+// dw_k = -(c_k/k!) S_w, dphi_k = (c_k/k!) S_phi. Per harmonic that leaves one sin/cos and six vector
+// operations per element.
 #pragma once
 #include "common.h"
 
@@ -19,178 +24,175 @@ template <typename T, int N> struct FourierF {
     static constexpr bool HAS_DERIVATIVE = true;
     // Arguments |w x - phi| above 8192 leave the float32 reduction's range: the bound is the largest
     // |x| for which every argument stays below it; a vector with any larger x is computed lane by
-    // lane with libm in float64.
+    // lane with libm in float64 (out of line: the fast loop keeps its registers).
     static inline bool harmonic(T aux) { return aux < T(-1.5); }
     static inline T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
     static inline bool safe(V x, T aux) { return !any_set(!(vabs(x) <= bound_of(aux))); }
-    // prepared forward row, harmonic: [b, A_k = c_k/k! cos phi_k, w_k, B_k = c_k/k! sin phi_k]
-    // y = b + sum_k A_k cos k theta + B_k sin k theta;  F' = sum_k k w_1 (B_k cos k theta - A_k sin k theta)
-    template <class L> static inline V harmonic_sums(V x, const L& a, i64 pos, int n, V* d) {
-        const V w1 = a.param(n + 1, pos);
-        V s1, c1;
-        sincos_v<true>(w1 * x, s1, c1);
-        V ck = c1, sk = s1, y = a.param(0, pos), dd = V{};
+
+    // Prepared forward row: any frequencies [b, a_k = c_k/k!, w_k, phi_k]; harmonic ones
+    // [b, A_k = a_k cos phi_k, w_k, B_k = a_k sin phi_k], so that F = b + sum_k A_k cos k theta + B_k sin k theta
+    // and F' = sum_k w_k (B_k cos k theta - A_k sin k theta).
+    template <bool FAST, class L> static inline V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
+        V y = a.param(0, pos), dd = V{};
+        if (FAST && harm) {
+            const V w1 = a.param(n + 1, pos);
+            V s1, c1;
+            sincos_v<true>(w1 * x, s1, c1);
+            V ck = c1, sk = s1;
+#pragma GCC unroll 16
+            for (int k = 1; k <= n; ++k) {
+                const V A = a.param(k, pos), B = a.param(2 * n + k, pos);
+                y += A * ck + B * sk;
+                if (d) dd += T(k) * (B * ck - A * sk);
+                const V cn = ck * c1 - sk * s1;
+                sk = sk * c1 + ck * s1;
+                ck = cn;
+            }
+            if (d) *d = w1 * dd;
+            return y;
+        }
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
-            const V A = a.param(k, pos), B = a.param(2 * n + k, pos);
-            y += A * ck + B * sk;
-            if (d) dd += T(k) * (B * ck - A * sk);
-            const V cn = ck * c1 - sk * s1;
-            sk = sk * c1 + ck * s1;
-            ck = cn;
-        }
-        if (d) *d = w1 * dd;
-        return y;
-    }
-    template <class L> static inline V harmonic_libm(V x, const L& a, i64 pos, int n, V* d) {
-        V y, dd;
-        for (int l = 0; l < VT<T>::W; ++l) {
-            double out = a.param(0, pos)[l], dout = 0.0;
-            for (int k = 1; k <= n; ++k) {
-                const double w = a.param(n + k, pos)[l], z = w * double(x[l]);
-                const double A = a.param(k, pos)[l], B = a.param(2 * n + k, pos)[l];
-                out += A * std::cos(z) + B * std::sin(z);
-                dout += w * (B * std::cos(z) - A * std::sin(z));
+            const V amp = a.param(k, pos), w = a.param(n + k, pos), phi = a.param(2 * n + k, pos);
+            V s, c;
+            if (FAST) {
+                const V z = vfma(w, x, -phi);
+                if (d) sincos_v<true>(z, s, c);
+                else sincos_v<false>(z, s, c);
+                y += amp * c;
+                if (d) dd -= amp * w * s;
+            } else {  // lane by lane in float64; the harmonic row's A_k, B_k need the unshifted angle
+                for (int l = 0; l < VT<T>::W; ++l) {
+                    const double z = double(w[l]) * x[l] - (harm ? 0.0 : double(phi[l]));
+                    const double cz = std::cos(z), sz = std::sin(z);
+                    if (harm) {
+                        y[l] = T(y[l] + (amp[l] * cz + phi[l] * sz));
+                        dd[l] = T(dd[l] + w[l] * (phi[l] * cz - amp[l] * sz));
+                    } else {
+                        y[l] = T(y[l] + amp[l] * cz);
+                        dd[l] = T(dd[l] - amp[l] * w[l] * sz);
+                    }
+                }
             }
-            y[l] = T(out);
-            dd[l] = T(dout);
         }
         if (d) *d = dd;
         return y;
     }
+    template <class L> __attribute__((noinline, cold)) static V forward_libm(V x, const L& a, i64 pos, int n, bool harm, V* d) {
+        return forward_sums<false>(x, a, pos, n, harm, d);
+    }
     template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T aux) {
         const int n = N > 0 ? N : n_rt;
-        if (harmonic(aux)) return safe(x, aux) ? harmonic_sums(x, a, pos, n, nullptr) : harmonic_libm(x, a, pos, n, nullptr);
-        if (!safe(x, aux)) return fwd_libm(x, a, pos, n);
-        V y = a.param(0, pos);
-#pragma GCC unroll 16
-        for (int k = 1; k <= n; ++k) {
-            V s, c;
-            sincos_v<false>(a.param(n + k, pos) * x - a.param(2 * n + k, pos), s, c);
-            y += a.param(k, pos) * inv_factorial<T>(k) * c;
-        }
-        return y;
+        return safe(x, aux) ? forward_sums<true>(x, a, pos, n, harmonic(aux), nullptr)
+                            : forward_libm(x, a, pos, n, harmonic(aux), nullptr);
     }
-    template <class L> static V fwd_libm(V x, const L& a, i64 pos, int n) {
-        V y;
-        for (int l = 0; l < VT<T>::W; ++l) {
-            double out = a.param(0, pos)[l];
-            for (int k = 1; k <= n; ++k)
-                out += double(a.param(k, pos)[l]) * inv_factorial<double>(k) *
-                       std::cos(double(a.param(n + k, pos)[l]) * x[l] - a.param(2 * n + k, pos)[l]);
-            y[l] = T(out);
-        }
-        return y;
-    }
-    // F and F' (the linear extension); lanes beyond the fast reduction's range in float64 libm.
+    // F and F' (the linear extension).
     template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T aux, V& d) {
         const int n = N > 0 ? N : n_rt;
-        const bool fast = safe(x, aux);
-        if (harmonic(aux)) return fast ? harmonic_sums(x, a, pos, n, &d) : harmonic_libm(x, a, pos, n, &d);
-        V y = a.param(0, pos);
-        d = V{};
-#pragma GCC unroll 16
-        for (int k = 1; k <= n; ++k) {
-            const V w = a.param(n + k, pos), amp = a.param(k, pos) * inv_factorial<T>(k);
-            V s, c;
-            sincos_at(fast, w, x, a.param(2 * n + k, pos), s, c);
-            y += amp * c;
-            d -= amp * w * s;
-        }
-        return y;
+        return safe(x, aux) ? forward_sums<true>(x, a, pos, n, harmonic(aux), &d)
+                            : forward_libm(x, a, pos, n, harmonic(aux), &d);
     }
-    // sin and cos of w x - phi: SIMD when every lane is in range, else lane by lane in float64.
-    static inline void sincos_at(bool fast, V w, V x, V phi, V& s, V& c) {
-        if (fast) {
-            sincos_v<true>(w * x - phi, s, c);
-            return;
-        }
-        for (int l = 0; l < VT<T>::W; ++l) {
-            const double z = double(w[l]) * x[l] - phi[l];
-            s[l] = T(std::sin(z));
-            c[l] = T(std::cos(z));
-        }
-    }
-    // g dF/dtheta (and t dF'/dtheta) of harmonic k from sin z_k, cos z_k: the same for both forms.
+
+    // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
     template <bool EXT, class L>
-    static inline void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V t, V amp, V w, V s, V c, V& d) {
-        const T f = inv_factorial<T>(k);
-        const V gs = g * amp * s;
-        d -= amp * w * s;
-        if (EXT) {  // + t dF'/dtheta
+    static inline void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V t, V aw, V w, V s, V c, V& d) {
+        d -= aw * s;
+        const V gs = g * s;
+        if (EXT) {
             const V gt = g * t, wc = w * c;
-            a.acc(k, pos, g * c * f - gt * f * w * s);
-            a.acc(n + k, pos, -(gs * x) - gt * amp * (s + x * wc));
-            a.acc(2 * n + k, pos, gs + gt * amp * wc);
+            a.acc(k, pos, g * c - gt * w * s);
+            a.acc(n + k, pos, gs * x + gt * (s + x * wc));
+            a.acc(2 * n + k, pos, gs + gt * wc);
         } else {
-            a.acc(k, pos, g * c * f);
-            a.acc(n + k, pos, -(gs * x));
+            a.acc(k, pos, g * c);
+            a.acc(n + k, pos, gs * x);
             a.acc(2 * n + k, pos, gs);
         }
     }
-    // prepared backward row, harmonic: [w_1, c_k/k!, cos phi_k, sin phi_k]; otherwise the raw row.
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V t) {
-        const int n = N > 0 ? N : n_rt;
-        a.acc(0, pos, g);
+    // Prepared backward row: any frequencies [-, aw_k = c_k/k! w_k, w_k, phi_k]; harmonic ones
+    // [w_1, aw_k, cos phi_k, sin phi_k] (w_k = fl(k w_1), as stored).
+    template <bool EXT, bool FAST, class L> static inline V backward_sums(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
         V d = V{};
-        const bool fast = safe(x, aux);
-        if (harmonic(aux)) {
+        if (harm) {
             const V w1 = a.param(0, pos);
             V s1, c1;
-            if (fast) {
-                sincos_v<true>(w1 * x, s1, c1);
-            } else {
-                for (int l = 0; l < VT<T>::W; ++l) {
-                    s1[l] = T(std::sin(double(w1[l]) * x[l]));
-                    c1[l] = T(std::cos(double(w1[l]) * x[l]));
-                }
-            }
+            if (FAST) sincos_v<true>(w1 * x, s1, c1);
             V ck = c1, sk = s1;
 #pragma GCC unroll 16
             for (int k = 1; k <= n; ++k) {
-                const V cp = a.param(n + k, pos), sp = a.param(2 * n + k, pos);
-                V c = ck * cp + sk * sp, s = sk * cp - ck * sp;
-                if (!fast) {  // lane by lane in float64, as the general form
+                const V cp = a.param(n + k, pos), sp = a.param(2 * n + k, pos), wk = T(k) * w1;
+                V c, s;
+                if (FAST) {
+                    c = ck * cp + sk * sp;
+                    s = sk * cp - ck * sp;
+                    const V cn = ck * c1 - sk * s1;
+                    sk = sk * c1 + ck * s1;
+                    ck = cn;
+                } else {
                     for (int l = 0; l < VT<T>::W; ++l) {
-                        const double z = double(T(k) * w1[l]) * double(x[l]);  // w_k = fl(k w_1), as stored
+                        const double z = double(wk[l]) * double(x[l]);
                         c[l] = T(std::cos(z) * cp[l] + std::sin(z) * sp[l]);
                         s[l] = T(std::sin(z) * cp[l] - std::cos(z) * sp[l]);
                     }
                 }
-                harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), T(k) * w1, s, c, d);
-                const V cn = ck * c1 - sk * s1;
-                sk = sk * c1 + ck * s1;
-                ck = cn;
+                harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), wk, s, c, d);
             }
             return g * d;
         }
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
-            const V w = a.param(n + k, pos);
+            const V w = a.param(n + k, pos), phi = a.param(2 * n + k, pos);
             V s, c;
-            sincos_at(fast, w, x, a.param(2 * n + k, pos), s, c);
-            harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos) * inv_factorial<T>(k), w, s, c, d);
+            if (FAST) {
+                sincos_v<true>(vfma(w, x, -phi), s, c);
+            } else {
+                for (int l = 0; l < VT<T>::W; ++l) {
+                    const double z = double(w[l]) * x[l] - phi[l];
+                    s[l] = T(std::sin(z));
+                    c[l] = T(std::cos(z));
+                }
+            }
+            harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), w, s, c, d);
         }
         return g * d;
     }
+    template <bool EXT, class L>
+    __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
+        return backward_sums<EXT, false>(x, g, a, pos, n, harm, t);
+    }
+    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V t) {
+        const int n = N > 0 ? N : n_rt;
+        a.acc(0, pos, g);
+        return safe(x, aux) ? backward_sums<EXT, true>(x, g, a, pos, n, harmonic(aux), t)
+                            : backward_libm<EXT>(x, g, a, pos, n, harmonic(aux), t);
+    }
+
     static void prepare_forward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
-        if (!harmonic(aux)) return;
         for (int k = 1; k <= n; ++k) {
             const double amp = double(raw[k]) * inv_factorial<double>(k), phi = raw[2 * n + k];
-            out[k] = T(amp * std::cos(phi));
-            out[2 * n + k] = T(amp * std::sin(phi));
+            out[k] = T(harmonic(aux) ? amp * std::cos(phi) : amp);
+            if (harmonic(aux)) out[2 * n + k] = T(amp * std::sin(phi));
         }
     }
     static void prepare_backward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
-        if (!harmonic(aux)) return;
-        out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
+        if (harmonic(aux)) out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
         for (int k = 1; k <= n; ++k) {
+            out[k] = T(double(raw[k]) * inv_factorial<double>(k) * double(raw[n + k]));
+            if (!harmonic(aux)) continue;
             const double phi = raw[2 * n + k];
-            out[k] = T(double(raw[k]) * inv_factorial<double>(k));
             out[n + k] = T(std::cos(phi));
             out[2 * n + k] = T(std::sin(phi));
+        }
+    }
+    // The sums' per-group factors (see the top of the file), on the raw row.
+    static void finish_backward(const T* raw, double* grad, int n, int, T) {
+        for (int k = 1; k <= n; ++k) {
+            const double f = inv_factorial<double>(k), amp = double(raw[k]) * f;
+            grad[k] *= f;
+            grad[n + k] *= -amp;
+            grad[2 * n + k] *= amp;
         }
     }
     static T aux(const T* params, i64 G, int P_, int n) {

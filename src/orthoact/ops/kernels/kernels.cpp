@@ -37,7 +37,7 @@ static inline int omp_get_thread_num() { return 0; }
 static inline int omp_get_num_threads() { return 1; }
 #endif
 
-#define OA_ABI_VERSION 4
+#define OA_ABI_VERSION 5
 
 static constexpr i64 MIN_PARALLEL = 65536;  // below this, threads cost more than they save
 static constexpr i64 MIN_RUN = 256;         // shorter runs of one group use the rows layout
@@ -313,6 +313,10 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
     }
 }
 
+// A family whose backward accumulates sums without per-group factors scales them afterwards.
+template <class F, class = void> struct HasFinish : std::false_type {};
+template <class F> struct HasFinish<F, std::void_t<decltype(&F::finish_backward)>> : std::true_type {};
+
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
                          const T* raw, int n, int P, const InputMap<T>& m, int nthreads) {
@@ -327,6 +331,9 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
         if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
         else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
     }
+    if constexpr (HasFinish<F<T, N>>::value)
+        if (dparams)
+            for (i64 grp = 0; grp < G; ++grp) F<T, N>::finish_backward(raw + grp * P, dparams + grp * P, n, P - m.clamp, aux);
 }
 
 // Dispatch on the degree: the float32 degrees of OA_SPECIALIZED_DEGREES get their own unrolled code
@@ -399,6 +406,9 @@ static int backward(int code, const T* x, const T* g, T* dx, double* dp, i64 N, 
 extern "C" {
 
 int oa_abi_version() { return OA_ABI_VERSION; }
+
+// Bytes per SIMD vector: 64 with AVX-512, 32 otherwise (see common.h).
+int oa_vector_bytes() { return OA_VBYTES; }
 
 // code: the family's variant; dtype: 0 = float32, 1 = float64; P: packed parameters per group (with
 // a clamp, its limit last); flags: bit 0 clamp, bit 1 domain [lo, hi]. Returns 0 on success, 1 for

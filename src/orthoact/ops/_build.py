@@ -115,7 +115,8 @@ def _compiler() -> str | None:
 
 def flags() -> list[str]:
     """The compiler flags: :data:`FLAGS`, and ``-DOA_NO_AVX512`` when ``$ORTHOACT_KERNEL_VECTOR_BITS``
-    is 256 (any other value than 256 or 512 is an error)."""
+    is 256. 512 (or unset) takes the widest vectors the CPU has (64 bytes with AVX-512, else 32);
+    any other value is an error."""
     bits = os.environ.get(VECTOR_BITS_ENV, "").strip()
     if bits not in ("", "256", "512"):
         raise ValueError(f"{VECTOR_BITS_ENV}={bits!r}: expected 256 or 512 (or unset: the widest the CPU has)")

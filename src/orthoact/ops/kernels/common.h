@@ -138,7 +138,7 @@ static OA_INLINE void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c)
     V r = vfma(-q, splat<V>(3.14159274101257324f), z);  // float(pi)
     r = vfma(-q, splat<V>(-8.74227765734758577e-8f), r);  // pi - float(pi)
     const V r2 = r * r;
-    const I sign = (I)t << 31;
+    const I sign = (I)((VT<float>::U)t << 31u);
     const V cp = 1.0f + r2 * (-0.5f + r2 * (4.166664183e-2f + r2 * (-1.388840377e-3f +
                                              r2 * (2.476188638e-5f + r2 * -2.607710314e-7f))));
     c = (V)((I)cp ^ sign);

@@ -32,9 +32,9 @@ template <typename T, int N> struct FourierF {
     // Prepared forward row: any frequencies [b, a_k = c_k/k!, w_k, phi_k]; harmonic ones
     // [b, A_k = a_k cos phi_k, w_k, B_k = a_k sin phi_k], so that F = b + sum_k A_k cos k theta + B_k sin k theta
     // and F' = sum_k w_k (B_k cos k theta - A_k sin k theta).
-    template <bool FAST, class L> static inline V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
+    template <class L> static inline V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
         V y = a.param(0, pos), dd = V{};
-        if (FAST && harm) {
+        if (harm) {
             const V w1 = a.param(n + 1, pos);
             V s1, c1;
             sincos_v<true>(w1 * x, s1, c1);
@@ -54,42 +54,43 @@ template <typename T, int N> struct FourierF {
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
             const V amp = a.param(k, pos), w = a.param(n + k, pos), phi = a.param(2 * n + k, pos);
+            const V z = vfma(w, x, -phi);
             V s, c;
-            if (FAST) {
-                const V z = vfma(w, x, -phi);
-                if (d) sincos_v<true>(z, s, c);
-                else sincos_v<false>(z, s, c);
-                y += amp * c;
-                if (d) dd -= amp * w * s;
-            } else {  // lane by lane in float64; the harmonic row's A_k, B_k need the unshifted angle
-                for (int l = 0; l < VT<T>::W; ++l) {
-                    const double z = double(w[l]) * x[l] - (harm ? 0.0 : double(phi[l]));
-                    const double cz = std::cos(z), sz = std::sin(z);
-                    if (harm) {
-                        y[l] = T(y[l] + (amp[l] * cz + phi[l] * sz));
-                        dd[l] = T(dd[l] + w[l] * (phi[l] * cz - amp[l] * sz));
-                    } else {
-                        y[l] = T(y[l] + amp[l] * cz);
-                        dd[l] = T(dd[l] - amp[l] * w[l] * sz);
-                    }
-                }
-            }
+            if (d) sincos_v<true>(z, s, c);
+            else sincos_v<false>(z, s, c);
+            y += amp * c;
+            if (d) dd -= amp * w * s;
         }
         if (d) *d = dd;
         return y;
     }
+    // The same sums lane by lane in float64 (rounded once at the end); the harmonic row's A_k, B_k
+    // take the unshifted angle w_k x.
     template <class L> __attribute__((noinline, cold)) static V forward_libm(V x, const L& a, i64 pos, int n, bool harm, V* d) {
-        return forward_sums<false>(x, a, pos, n, harm, d);
+        V y, dd;
+        for (int l = 0; l < VT<T>::W; ++l) {
+            double out = a.param(0, pos)[l], dout = 0.0;
+            for (int k = 1; k <= n; ++k) {
+                const double amp = a.param(k, pos)[l], w = a.param(n + k, pos)[l], phi = a.param(2 * n + k, pos)[l];
+                const double z = w * double(x[l]) - (harm ? 0.0 : phi), cz = std::cos(z), sz = std::sin(z);
+                out += harm ? amp * cz + phi * sz : amp * cz;
+                dout += harm ? w * (phi * cz - amp * sz) : -amp * w * sz;
+            }
+            y[l] = T(out);
+            dd[l] = T(dout);
+        }
+        if (d) *d = dd;
+        return y;
     }
     template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T aux) {
         const int n = N > 0 ? N : n_rt;
-        return safe(x, aux) ? forward_sums<true>(x, a, pos, n, harmonic(aux), nullptr)
+        return safe(x, aux) ? forward_sums(x, a, pos, n, harmonic(aux), nullptr)
                             : forward_libm(x, a, pos, n, harmonic(aux), nullptr);
     }
     // F and F' (the linear extension).
     template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T aux, V& d) {
         const int n = N > 0 ? N : n_rt;
-        return safe(x, aux) ? forward_sums<true>(x, a, pos, n, harmonic(aux), &d)
+        return safe(x, aux) ? forward_sums(x, a, pos, n, harmonic(aux), &d)
                             : forward_libm(x, a, pos, n, harmonic(aux), &d);
     }
 
@@ -115,7 +116,7 @@ template <typename T, int N> struct FourierF {
         V d = V{};
         if (harm) {
             const V w1 = a.param(0, pos);
-            V s1, c1;
+            V s1{}, c1{};
             if (FAST) sincos_v<true>(w1 * x, s1, c1);
             V ck = c1, sk = s1;
 #pragma GCC unroll 16

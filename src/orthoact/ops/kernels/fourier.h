@@ -131,9 +131,9 @@ template <typename T, int N> struct FourierF {
                     ck = cn;
                 } else {
                     for (int l = 0; l < VT<T>::W; ++l) {
-                        const double z = double(wk[l]) * double(x[l]);
-                        c[l] = T(std::cos(z) * cp[l] + std::sin(z) * sp[l]);
-                        s[l] = T(std::sin(z) * cp[l] - std::cos(z) * sp[l]);
+                        const double z = double(wk[l]) * double(x[l]), cz = std::cos(z), sz = std::sin(z);
+                        c[l] = T(cz * cp[l] + sz * sp[l]);
+                        s[l] = T(sz * cp[l] - cz * sp[l]);
                     }
                 }
                 harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), wk, s, c, d);

@@ -212,6 +212,73 @@ def test_fused_thread_count_does_not_change_results():
     torch.testing.assert_close(outs[0][2], outs[1][2], rtol=1e-5, atol=1e-5)
 
 
+class _PassThrough(torch.utils._python_dispatch.TorchDispatchMode):
+    """A dispatch mode that changes nothing: under it every call goes through the custom ops."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _values_and_grads(act, x, dy):
+    x = x.clone().requires_grad_()
+    act.zero_grad()
+    y = act(x)
+    y.backward(dy)
+    return [y.detach(), x.grad, *(p.grad for p in act.parameters())]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("maps", [{}, {"clamp": True}], ids=["plain", "clamp"])
+def test_eager_path_equals_the_custom_op(variant, maps):
+    """Eager calls skip the custom ops (a plain autograd.Function on the parameter tensors): values and
+    every gradient equal the custom op's exactly, parameters in their own dtype (bfloat16 here)."""
+    act = make(variant, groups=3, dtype=torch.bfloat16, seed=4, backend="fused", **maps)
+    x, dy = torch.randn(2, 3, 50), torch.randn(2, 3, 50)
+    act.channel_dim = 1
+    eager = _values_and_grads(act, x, dy)
+    with _PassThrough():
+        custom = _values_and_grads(act, x, dy)
+    assert len(eager) == 2 + len(list(act.parameters()))
+    for a, b in zip(eager, custom):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_eager_calls_skip_the_custom_op_and_traced_ones_keep_it():
+    act = orthoact.Rational(5, 4, backend="fused")
+    x = torch.randn(64, requires_grad=True)
+    with torch.profiler.profile() as prof:
+        act(x).sum().backward()
+    names = {e.name for e in prof.events()}
+    assert not any(n.startswith("orthoact::") for n in names), sorted(n for n in names if "orthoact" in n)
+    with torch.profiler.profile() as prof, _PassThrough():
+        act(x).sum().backward()
+    names = {e.name for e in prof.events()}
+    assert {"orthoact::fused_forward", "orthoact::fused_backward"} <= names
+    # fake tensors (shape propagation, torch.export) have no data: they must reach the fake kernels
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        y = act(mode.from_tensor(torch.randn(3, 7)))
+    assert type(y).__name__ == "FakeTensor" and y.shape == (3, 7)
+
+
+def test_eager_double_backward_reaches_the_parameters():
+    """create_graph=True through the eager path: the second derivative w.r.t. the parameters is the
+    reference's (the backward re-packs the saved leaves, not a detached copy)."""
+    torch.manual_seed(0)
+    act = make("rational", dtype=torch.float64, seed=1, backend="fused")
+    ref = make("rational", dtype=torch.float64, seed=1, backend="reference")
+    x = torch.randn(40, dtype=torch.float64)
+    out = []
+    for module in (act, ref):
+        xr = x.clone().requires_grad_()
+        (gx,) = torch.autograd.grad(module(xr).pow(2).sum(), xr, create_graph=True)
+        out.append(torch.autograd.grad(gx.pow(2).sum(), list(module.parameters())))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b)
+
+
 def test_auto_uses_fused_on_cpu_and_env_var_forces_reference(monkeypatch):
     x = torch.randn(10, requires_grad=True)
     act = orthoact.Hermite(3)

@@ -180,6 +180,27 @@ def test_fused_large_fourier_arguments_use_exact_cosine():
     torch.testing.assert_close(act(x).double(), exact, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("domain", [None, (-1.5, 1.5)], ids=["plain", "domain"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_rational_a_denominator_signs(dtype, domain):
+    """Version A's kernels work in |x| with |b_j| and apply sgn(b_j) to the b_j gradients per group:
+    negative, positive and zero b_j (gradient 0, as the reference's abs) against the reference, and a
+    NaN b_j makes its group's gradients NaN."""
+    act = orthoact.Rational(5, 4, version="A", groups=2, channel_dim=1, domain=domain).to(dtype)
+    with torch.no_grad():
+        act.numerator.copy_(torch.tensor([[0.1, 1.0, -0.3, 0.2, 0.05, -0.01], [0.0, 0.8, 0.2, -0.1, 0.02, 0.003]]))
+        act.denominator.copy_(torch.tensor([[0.0, -0.5, 0.3, 0.0], [-1.2, 0.0, -0.04, 0.2]]))
+    x = 3 * torch.randn(7, 2, 301, dtype=dtype)
+    assert_matches_reference(act, x, torch.randn_like(x), channel_dim=1)
+    with torch.no_grad():
+        act.denominator[1, 2] = float("nan")
+    act.backend = "fused"
+    act.zero_grad()
+    act(x).sum().backward()
+    assert act.denominator.grad[1].isnan().all() and act.numerator.grad[1].isnan().all()
+    assert act.denominator.grad[0].isfinite().all() and (act.denominator.grad[0, [0, 3]] == 0).all()
+
+
 def test_fused_only_parameter_or_only_input_grad():
     act = orthoact.Hermite(3, backend="fused")
     x = torch.randn(100)

@@ -14,6 +14,12 @@
 //   static void prepare_forward(const T* raw, T* out, int n, int p, T aux);   // per-group forward form
 //   static void prepare_backward(const T* raw, T* out, int n, int p, T aux);  // per-group backward form
 //        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
+// and optionally
+//   static void finish_backward(const T* raw, double* grad, int n, int p, T aux);  // scale the sums
+//   static constexpr int SWEEPS = 2;  with  template <int S, class L> static V bwd_sweep(V x, V g, L& a,
+//        i64 pos, int n, int p, T aux, V& carry);  the plain runs-layout backward in two sweeps over
+//        each chunk (sweep 0 leaves a vector in carry, sweep 1 returns g F'(x)), so that fewer
+//        accumulators are live at once (kernels.cpp)
 // p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.
@@ -223,7 +229,8 @@ template <typename T> struct InputMap {
 
 // ---------------------------------------------------------------------------------------------
 // Layouts: where parameter k of the vector at position pos comes from, and where its gradient goes.
-// mark(pos, mask) records lanes whose input was non-finite (their group's gradients become NaN).
+// acc_if(k, pos, mask, v) adds v on the lanes of mask only; mark(pos, mask) records lanes whose
+// input was non-finite (their group's gradients become NaN).
 template <typename T, int P> struct Blocked {
     typedef typename VT<T>::V V;
     typedef typename VT<T>::I I;
@@ -238,6 +245,7 @@ template <typename T, int P> struct Blocked {
     }
     inline V param(int k, i64) const { return A[k]; }
     inline void acc(int k, i64, V v) { S[k] += v; }
+    inline void acc_if(int k, i64, I mask, V v) { S[k] = mask ? S[k] + v : S[k]; }  // one masked add
     inline void mark(i64, I mask) { bad |= mask; }
 };
 
@@ -253,6 +261,7 @@ template <typename T> struct RowsLayout {
         T* p = racc + k * Rp + pos;
         store(p, load<V>(p) + v);
     }
+    inline void acc_if(int k, i64 pos, I mask, V v) { acc(k, pos, mask ? v : V{}); }
     inline void mark(i64 pos, I mask) { bad[pos / VT<T>::W] |= mask; }
 };
 

@@ -96,24 +96,24 @@ template <typename T, int N> struct FourierF {
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
     template <bool EXT, class L>
-    static inline void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V t, V aw, V w, V s, V c, V& d) {
+    static inline void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V gx, V t, V aw, V w, V s, V c, V& d) {
         d -= aw * s;
-        const V gs = g * s;
         if (EXT) {
-            const V gt = g * t, wc = w * c;
+            const V gs = g * s, gt = g * t, wc = w * c;
             a.acc(k, pos, g * c - gt * w * s);
             a.acc(n + k, pos, gs * x + gt * (s + x * wc));
             a.acc(2 * n + k, pos, gs + gt * wc);
-        } else {
+        } else {  // one FMA each (gx = g x once per element)
             a.acc(k, pos, g * c);
-            a.acc(n + k, pos, gs * x);
-            a.acc(2 * n + k, pos, gs);
+            a.acc(n + k, pos, gx * s);
+            a.acc(2 * n + k, pos, g * s);
         }
     }
     // Prepared backward row: any frequencies [-, aw_k = c_k/k! w_k, w_k, phi_k]; harmonic ones
     // [w_1, aw_k, cos phi_k, sin phi_k] (w_k = fl(k w_1), as stored).
     template <bool EXT, bool FAST, class L> static inline V backward_sums(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
         V d = V{};
+        const V gx = g * x;
         if (harm) {
             const V w1 = a.param(0, pos);
             V s1{}, c1{};
@@ -136,7 +136,7 @@ template <typename T, int N> struct FourierF {
                         s[l] = T(sz * cp[l] - cz * sp[l]);
                     }
                 }
-                harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), wk, s, c, d);
+                harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), wk, s, c, d);
             }
             return g * d;
         }
@@ -153,7 +153,7 @@ template <typename T, int N> struct FourierF {
                     c[l] = T(std::cos(z));
                 }
             }
-            harmonic_grads<EXT>(a, pos, n, k, x, g, t, a.param(k, pos), w, s, c, d);
+            harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), w, s, c, d);
         }
         return g * d;
     }

@@ -6,8 +6,12 @@
 //   dF/db_j = -F/Q * dQ/db_j,   A: dQ/db_j = sgn(b_j x^j) x^j     B: dQ/db_j = sgn(S) x^j
 //   F' = (P' - F Q') / Q,       A: Q' = sum_j sgn(b_j x^j) j b_j x^(j-1)     B: Q' = vsgn(S) S'
 // (sgn(0) = 0, as the reference's abs). Q >= 1, so there is no pole (1/Q by vrecip); +-inf inputs are NaN.
+// Version A is a polynomial in |x| with coefficients |b_j|: Q = 1 + sum_j |b_j| |x|^j,
+// Q' = sgn(x) sum_j j |b_j| |x|^(j-1), dQ/db_j = sgn(b_j) |x|^j: both prepared rows hold |b_j|, and the
+// backward accumulates the b_j sums without sgn(b_j), which finish_backward applies per group (no
+// sign per term and element).
 // For the linear extension outside a domain (x a domain end), with Qb_j = dQ/db_j and
-// Q'b_j = dQ'/db_j (A: sgn(b_j x^j) j x^(j-1), B: sgn(S) j x^(j-1)):
+// Q'b_j = dQ'/db_j (A: sgn(b_j) sgn(x) j |x|^(j-1), B: sgn(S) j x^(j-1)):
 //   dF'/da_i = (i x^(i-1) - x^i Q'/Q) / Q        dF'/db_j = -(Qb_j (P' - 2 F Q') / Q + F Q'b_j) / Q
 #pragma once
 #include "common.h"
@@ -37,18 +41,17 @@ template <typename T, int N, int VERSION> struct RationalF {
         d = (dnum - f * dq) * inv;
         return f;
     }
+    // P and Q by Horner's rule: one FMA per coefficient (version A in |x| on the prepared |b_j|).
     template <int D, class L> static inline V fwd_impl(V x, const L& a, i64 pos, int m_rt, int p) {
-        const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
-        V num = a.param(0, pos), den = V{}, xp = splat<V>(T(1));
+        const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1;
+        V num = a.param(m, pos);
 #pragma GCC unroll 16
-        for (int j = 1; j <= top; ++j) {
-            xp *= x;
-            if (j <= m) num += a.param(j, pos) * xp;
-            if (j <= n) {
-                const V t = a.param(m + j, pos) * xp;
-                den += VERSION == 0 ? vabs(t) : t;
-            }
-        }
+        for (int i = m - 1; i >= 0; --i) num = num * x + a.param(i, pos);
+        const V u = VERSION == 0 ? vabs(x) : x;
+        V den = a.param(m + n, pos);
+#pragma GCC unroll 16
+        for (int j = n - 1; j >= 1; --j) den = den * u + a.param(m + j, pos);
+        den *= u;  // sum_{j>=1}: A: sum |b_j| |x|^j >= 0;  B: S
         return num * vrecip(T(1) + (VERSION == 0 ? den : vabs(den)));
     }
 
@@ -56,32 +59,29 @@ template <typename T, int N, int VERSION> struct RationalF {
     template <int D, class L>
     static inline void terms(V x, const L& a, i64 pos, int m_rt, int p, V& num, V& dnum, V& q, V& dq, V& s) {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
-        V den = V{}, dden = V{}, xp = splat<V>(T(1));
+        const V u = VERSION == 0 ? vabs(x) : x;  // the denominator's variable
+        V den = V{}, dden = V{}, xp = splat<V>(T(1)), up = xp;
         num = a.param(0, pos);
         dnum = V{};
 #pragma GCC unroll 16
         for (int j = 1; j <= top; ++j) {
-            const V prev = xp;  // x^(j-1)
+            const V prev = xp, uprev = up;  // x^(j-1), u^(j-1)
             xp *= x;
+            up = VERSION == 0 ? up * u : xp;
             if (j <= m) {
                 const V aj = a.param(j, pos);
                 num += aj * xp;
-                dnum += T(j) * aj * prev;
+                dnum += (T(j) * aj) * prev;
             }
             if (j <= n) {
-                const V bj = a.param(m + j, pos), t = bj * xp;
-                if (VERSION == 0) {
-                    den += vabs(t);
-                    dden += vsgn(t) * T(j) * bj * prev;
-                } else {
-                    den += t;
-                    dden += T(j) * bj * prev;
-                }
+                const V bj = a.param(m + j, pos);  // A: |b_j| (prepared)
+                den += bj * up;
+                dden += (T(j) * bj) * uprev;
             }
         }
-        s = VERSION == 0 ? V{} : vsgn(den);  // version B: sign of S
+        s = VERSION == 0 ? vsgn(x) : vsgn(den);  // A: sgn(x) (Q' = sgn(x) dden);  B: sgn(S)
         q = T(1) + (VERSION == 0 ? den : vabs(den));
-        dq = VERSION == 0 ? dden : s * dden;
+        dq = s * dden;
     }
 
     template <int D, bool EXT, class L> static inline V bwd_impl(V x, V g, L& a, i64 pos, int m_rt, int p, V t) {
@@ -91,27 +91,45 @@ template <typename T, int N, int VERSION> struct RationalF {
         const V inv = vrecip(q), f = num * inv;
         const V gi = g * inv, gfi = gi * f;
         const V fprime = (dnum - f * dq) * inv;
+        // the b_j sums: -g F/Q dQ/db_j = nb * u^j with u = |x| (A, sgn(b_j) applied at the end) or x (B)
+        const V nb = VERSION == 0 ? -gfi : -(gfi * s);
         // with EXT: g t dF'/dtheta, from the common factors of both parameter kinds
         const V gti = EXT ? g * t * inv : V{}, dq_q = EXT ? dq * inv : V{};
         const V bfactor = EXT ? (dnum - T(2) * f * dq) * inv : V{};
-        V xp = splat<V>(T(1)), prev = V{};
+        const V u = VERSION == 0 ? vabs(x) : x;
+        V xp = splat<V>(T(1)), prev = V{}, up = xp, uprev = V{};
 #pragma GCC unroll 16
         for (int j = 0; j <= top; ++j) {
             if (j > 0) {
                 prev = xp;
+                uprev = up;
                 xp *= x;
+                up = VERSION == 0 ? up * u : xp;
             }
             if (j <= m) a.acc(j, pos, EXT ? gi * xp + gti * (T(j) * prev - xp * dq_q) : gi * xp);
             if (j >= 1 && j <= n) {
-                const V sj = VERSION == 0 ? vsgn(a.param(m + j, pos) * xp) : s;
-                const V dqdb = sj * xp;
-                a.acc(m + j, pos, EXT ? -(gfi * dqdb) - gti * (dqdb * bfactor + f * sj * T(j) * prev) : -(gfi * dqdb));
+                // A: Qb_j / sgn(b_j) = |x|^j, Q'b_j / sgn(b_j) = sgn(x) j |x|^(j-1);  B: sgn(S) x^j, sgn(S) j x^(j-1)
+                const V qb = VERSION == 0 ? up : s * xp, dqb = s * (T(j) * uprev);
+                a.acc(m + j, pos, EXT ? -(gfi * qb) - gti * (qb * bfactor + f * dqb) : nb * up);
             }
         }
         return g * fprime;
     }
-    static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
-    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
+    static void prepare_forward(const T* raw, T* out, int n, int p, T aux) { prepare(raw, out, n, p); }
+    static void prepare_backward(const T* raw, T* out, int n, int p, T aux) { prepare(raw, out, n, p); }
+    static void prepare(const T* raw, T* out, int m, int p) {  // version A: |b_j|
+        std::memcpy(out, raw, sizeof(T) * p);
+        if (VERSION == 0)
+            for (int k = m + 1; k < p; ++k) out[k] = std::fabs(raw[k]);
+    }
+    // Version A: the b_j sums times sgn(b_j) (NaN for a NaN b_j, 0 for b_j = 0).
+    static void finish_backward(const T* raw, double* grad, int m, int p, T) {
+        if (VERSION != 0) return;
+        for (int k = m + 1; k < p; ++k) {
+            const double b = raw[k];
+            grad[k] *= b > 0 ? 1.0 : b < 0 ? -1.0 : b == 0 ? 0.0 : double(NAN);
+        }
+    }
     static T aux(const T*, i64, int, int) { return T(0); }
 };
 template <typename T, int N> using RationalAF = RationalF<T, N, 0>;

@@ -47,6 +47,28 @@ template <typename T, int N> struct TropicalRationalF {
         }
         return g * (sn - sd);
     }
+    // The plain backward in two sweeps over each chunk (kernels.cpp): the numerator's 2(n + 1)
+    // accumulators, then the denominator's, each set live in registers alone (24 at degree 5 did not
+    // fit the 32 vector registers with the parameters: each accumulation was a load, add and store).
+    // Sweep 0 leaves the numerator's slope in `carry`; sweep 1 returns g F'(x).
+    static constexpr int SWEEPS = 2;
+    template <int S, class L> static OA_INLINE V bwd_sweep(V x, V g, L& a, i64 pos, int n_rt, int, T, V& carry) {
+        const int n = N > 0 ? N : n_rt, m = n + 1, s0 = S == 0 ? 0 : 2 * m;
+        V best, slope, arg;
+        max_affine(x, a, pos, n, s0, s0 + m, best, slope, arg);
+        const V gs = S == 0 ? g : -g, gx = gs * x;
+#pragma GCC unroll 16
+        for (int k = 0; k <= n; ++k) {
+            const auto on = arg == T(k);
+            a.acc_if(s0 + k, pos, on, gx);
+            a.acc_if(s0 + m + k, pos, on, gs);
+        }
+        if (S == 0) {
+            carry = slope;
+            return V{};
+        }
+        return g * (carry - slope);
+    }
     static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static T aux(const T*, i64, int, int) { return T(0); }

@@ -234,6 +234,7 @@ template <typename T> struct InputMap {
 template <typename T, int P> struct Blocked {
     typedef typename VT<T>::V V;
     typedef typename VT<T>::I I;
+    static constexpr bool UNIFORM = true;  // param(k, pos) is the same in every lane
     V A[P];
     V S[P];
     I bad{};
@@ -252,6 +253,7 @@ template <typename T, int P> struct Blocked {
 template <typename T> struct RowsLayout {
     typedef typename VT<T>::V V;
     typedef typename VT<T>::I I;
+    static constexpr bool UNIFORM = false;
     const T* base;  // (P, Rp) expanded parameters
     T* racc;        // (P, Rp) per-position gradient accumulators
     i64 Rp;

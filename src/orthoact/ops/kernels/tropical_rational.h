@@ -7,39 +7,51 @@
 
 template <typename T, int N> struct TropicalRationalF {
     typedef typename VT<T>::V V;
+    typedef typename VT<T>::I I;
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
+    // max_k (s_k x + o_k), its first arg-max and the slope there. With one group's parameters in every
+    // lane (runs layout) and the n + 1 slopes fitting one vector, the slope is one permute of them by
+    // the arg-max, not a blend per piece.
+    template <class L> static constexpr bool lookup() { return N > 0 && N + 1 <= VT<T>::W && L::UNIFORM; }
     template <class L>
-    static inline void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, V& arg) {
+    static OA_INLINE void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, I& arg) {
         slope = a.param(s0, pos);
         best = slope * x + a.param(o0, pos);
-        arg = V{};
+        arg = I{};
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
             const V s = a.param(s0 + k, pos);
             const V v = s * x + a.param(o0 + k, pos);
             const auto better = v > best;
             best = better ? v : best;
-            slope = better ? s : slope;
-            arg = better ? splat<V>(T(k)) : arg;
+            if (!lookup<L>()) slope = better ? s : slope;
+            arg = better ? splat<I>(k) : arg;
+        }
+        if constexpr (lookup<L>()) {
+            V table{};
+            for (int k = 0; k <= n; ++k) table[k] = a.param(s0 + k, pos)[0];
+            slope = __builtin_shuffle(table, arg);
         }
     }
     template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
-        V num, den, s, i;
+        V num, den, s;
+        I i;
         max_affine(x, a, pos, n, 0, m, num, s, i);
         max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
         return num - den;
     }
     template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
-        V num, den, sn, sd, in, id;
+        V num, den, sn, sd;
+        I in, id;
         max_affine(x, a, pos, n, 0, m, num, sn, in);
         max_affine(x, a, pos, n, 2 * m, 3 * m, den, sd, id);
         const V gx = g * x;
 #pragma GCC unroll 16
         for (int k = 0; k <= n; ++k) {
-            const auto on_num = in == T(k), on_den = id == T(k);
+            const auto on_num = in == k, on_den = id == k;
             a.acc(k, pos, on_num ? gx : V{});
             a.acc(m + k, pos, on_num ? g : V{});
             a.acc(2 * m + k, pos, on_den ? -gx : V{});
@@ -54,12 +66,13 @@ template <typename T, int N> struct TropicalRationalF {
     static constexpr int SWEEPS = 2;
     template <int S, class L> static OA_INLINE V bwd_sweep(V x, V g, L& a, i64 pos, int n_rt, int, T, V& carry) {
         const int n = N > 0 ? N : n_rt, m = n + 1, s0 = S == 0 ? 0 : 2 * m;
-        V best, slope, arg;
+        V best, slope;
+        I arg;
         max_affine(x, a, pos, n, s0, s0 + m, best, slope, arg);
         const V gs = S == 0 ? g : -g, gx = gs * x;
 #pragma GCC unroll 16
         for (int k = 0; k <= n; ++k) {
-            const auto on = arg == T(k);
+            const auto on = arg == k;
             a.acc_if(s0 + k, pos, on, gx);
             a.acc_if(s0 + m + k, pos, on, gs);
         }

@@ -201,6 +201,27 @@ def test_fused_rational_a_denominator_signs(dtype, domain):
     assert act.denominator.grad[0].isfinite().all() and (act.denominator.grad[0, [0, 3]] == 0).all()
 
 
+@pytest.mark.parametrize("groups", [1, 3])
+def test_fused_tropical_rational_ties_go_to_the_first_piece(groups):
+    """Repeated pieces tie everywhere: value, slope and every gradient go to the first of them, in
+    the runs layout (slope by permute) and the rows layout (channels last, slope by blend)."""
+    act = orthoact.TropicalRational(5, groups=groups, channel_dim=-1)
+    with torch.no_grad():
+        act.slopes_num.copy_(torch.tensor([0.5, -1.0, 0.5, 2.0, -1.0, 2.0]).expand_as(act.slopes_num))
+        act.offsets_num.copy_(torch.tensor([0.0, 0.3, 0.0, -1.0, 0.3, -1.0]).expand_as(act.offsets_num))
+        act.slopes_den.copy_(torch.tensor([-0.5, -0.5, 1.0, 1.0, 0.0, 0.0]).expand_as(act.slopes_den))
+        act.offsets_den.copy_(torch.tensor([0.2, 0.2, -0.5, -0.5, 0.1, 0.1]).expand_as(act.offsets_den))
+    for shape in [(4, 5000 * groups), (5000, 3 * groups)]:  # long runs of one group / short rows
+        x = torch.linspace(-4, 4, math.prod(shape)).reshape(shape)
+        assert_matches_reference(act, x, torch.randn(shape))
+        act.zero_grad()
+        act.backend = "fused"
+        act(x).sum().backward()
+        for name in ("slopes_num", "offsets_num", "slopes_den", "offsets_den"):
+            grad = getattr(act, name).grad
+            assert (grad[:, [2, 4, 5] if name.endswith("num") else [1, 3, 5]] == 0).all(), (name, grad)
+
+
 def test_fused_only_parameter_or_only_input_grad():
     act = orthoact.Hermite(3, backend="fused")
     x = torch.randn(100)

@@ -8,7 +8,7 @@
 //   S_c = sum g (cos z - t w sin z),  S_w = sum g (x sin z + t (sin z + w x cos z)),  S_phi = sum g (sin z + t w cos z)
 // (t = 0 inside the domain), and finish_backward scales them in float64: dc_k = S_c / k!,
 // dw_k = -(c_k/k!) S_w, dphi_k = (c_k/k!) S_phi. Per harmonic that leaves one sin/cos and six vector
-// operations per element.
+// operations per element. Harmonic rows keep the c_k and phi_k sums unrotated (harmonic_sums below).
 #pragma once
 #include "common.h"
 
@@ -109,6 +109,27 @@ template <typename T, int N> struct FourierF {
             a.acc(2 * n + k, pos, g * s);
         }
     }
+    // The harmonic backward's sums, from cos k theta = ck and sin k theta = sk: the cosine and phase
+    // sums stay unrotated, G_c = sum g ck and G_s = sum g sk (finish_backward rotates them by phi_k:
+    // S_c = cos phi G_c + sin phi G_s, S_phi = cos phi G_s - sin phi G_c), so only sin z_k is formed.
+    // With EXT the two sums' terms are rotated back by -phi_k here instead.
+    template <bool EXT, class L>
+    static inline void harmonic_sums(L& a, i64 pos, int n, int k, V x, V g, V gx, V t, V aw, V w, V cp, V sp, V ck,
+                                     V sk, V& d) {
+        const V s = sk * cp - ck * sp;  // sin z_k
+        d -= aw * s;
+        if (EXT) {
+            const V c = ck * cp + sk * sp, gt = g * t, wc = w * c;
+            const V dc = g * c - gt * w * s, ds = g * s + gt * wc;
+            a.acc(k, pos, cp * dc - sp * ds);
+            a.acc(n + k, pos, gx * s + gt * (s + x * wc));
+            a.acc(2 * n + k, pos, sp * dc + cp * ds);
+        } else {
+            a.acc(k, pos, g * ck);
+            a.acc(n + k, pos, gx * s);
+            a.acc(2 * n + k, pos, g * sk);
+        }
+    }
     // Prepared backward row: any frequencies [-, aw_k = c_k/k! w_k, w_k, phi_k]; harmonic ones
     // [w_1, aw_k, cos phi_k, sin phi_k] (w_k = fl(k w_1), as stored).
     template <bool EXT, bool FAST, class L> static inline V backward_sums(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
@@ -121,22 +142,21 @@ template <typename T, int N> struct FourierF {
             V ck = c1, sk = s1;
 #pragma GCC unroll 16
             for (int k = 1; k <= n; ++k) {
-                const V cp = a.param(n + k, pos), sp = a.param(2 * n + k, pos), wk = T(k) * w1;
-                V c, s;
+                const V wk = T(k) * w1;
+                if (!FAST) {
+                    for (int l = 0; l < VT<T>::W; ++l) {
+                        const double z = double(wk[l]) * double(x[l]);
+                        ck[l] = T(std::cos(z));
+                        sk[l] = T(std::sin(z));
+                    }
+                }
+                harmonic_sums<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), wk, a.param(n + k, pos),
+                                   a.param(2 * n + k, pos), ck, sk, d);
                 if (FAST) {
-                    c = ck * cp + sk * sp;
-                    s = sk * cp - ck * sp;
                     const V cn = ck * c1 - sk * s1;
                     sk = sk * c1 + ck * s1;
                     ck = cn;
-                } else {
-                    for (int l = 0; l < VT<T>::W; ++l) {
-                        const double z = double(wk[l]) * double(x[l]), cz = std::cos(z), sz = std::sin(z);
-                        c[l] = T(cz * cp[l] + sz * sp[l]);
-                        s[l] = T(sz * cp[l] - cz * sp[l]);
-                    }
                 }
-                harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), wk, s, c, d);
             }
             return g * d;
         }
@@ -188,9 +208,16 @@ template <typename T, int N> struct FourierF {
         }
     }
     // The sums' per-group factors (see the top of the file), on the raw row.
-    static void finish_backward(const T* raw, double* grad, int n, int, T) {
+    // Harmonic rows first rotate G_c, G_s (in the c_k and phi_k columns) into S_c, S_phi.
+    static void finish_backward(const T* raw, double* grad, int n, int, T aux) {
         for (int k = 1; k <= n; ++k) {
             const double f = inv_factorial<double>(k), amp = double(raw[k]) * f;
+            if (harmonic(aux)) {
+                const double phi = raw[2 * n + k], cp = std::cos(phi), sp = std::sin(phi);
+                const double gc = grad[k], gs = grad[2 * n + k];
+                grad[k] = cp * gc + sp * gs;
+                grad[2 * n + k] = cp * gs - sp * gc;
+            }
             grad[k] *= f;
             grad[n + k] *= -amp;
             grad[2 * n + k] *= amp;

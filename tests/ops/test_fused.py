@@ -143,8 +143,9 @@ def test_fused_sine_and_cosine_are_float32_accurate():
 def test_fused_kernels_with_256_bit_vectors(tmp_path):
     """Where the CPU has AVX-512 the kernels use 64-byte vectors; the 32-byte (AVX2) build, what
     CPUs without it get, passes this file's comparisons with the reference too (built afresh, for
-    the families with vector code of their own beyond the shared drivers: Fourier's sin/cos and the
-    rational's reciprocal estimate, and Hermite for the plain drivers)."""
+    the families with vector code of their own beyond the shared drivers: Fourier's sin/cos, the
+    rational's reciprocal estimate, the tropical rational's slope permute, and Hermite for the plain
+    drivers)."""
     import os
     import subprocess
     import sys
@@ -155,12 +156,12 @@ def test_fused_kernels_with_256_bit_vectors(tmp_path):
     env = {**os.environ, _build.VECTOR_BITS_ENV: "256", "ORTHOACT_CACHE_DIR": str(tmp_path / "cache")}
     test_file = os.path.abspath(__file__)
     root = os.path.dirname(os.path.dirname(os.path.dirname(test_file)))
-    width = subprocess.run([sys.executable, "-c", "from orthoact.ops import _build; _build.load(['hermite', 'fourier', 'rational']); "
+    width = subprocess.run([sys.executable, "-c", "from orthoact.ops import _build; _build.load(['hermite', 'fourier', 'rational', 'tropical_rational']); "
                             "print(_build.library('hermite').library.oa_vector_bytes())"],
                            env=env, capture_output=True, text=True, timeout=600, cwd=root)
     assert width.stdout.strip() == "32", width.stdout + width.stderr
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
-                           "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large or gradcheck)",
+                           "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large or gradcheck or ties or signs)",
                            test_file], env=env, capture_output=True, text=True, timeout=1200, cwd=root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout

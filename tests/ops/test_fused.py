@@ -156,12 +156,14 @@ def test_fused_kernels_with_256_bit_vectors(tmp_path):
     env = {**os.environ, _build.VECTOR_BITS_ENV: "256", "ORTHOACT_CACHE_DIR": str(tmp_path / "cache")}
     test_file = os.path.abspath(__file__)
     root = os.path.dirname(os.path.dirname(os.path.dirname(test_file)))
-    width = subprocess.run([sys.executable, "-c", "from orthoact.ops import _build; _build.load(['hermite', 'fourier', 'rational', 'tropical_rational']); "
+    families = "['hermite', 'fourier', 'rational', 'tropical_rational']"
+    width = subprocess.run([sys.executable, "-c", f"from orthoact.ops import _build; _build.load({families}); "
                             "print(_build.library('hermite').library.oa_vector_bytes())"],
                            env=env, capture_output=True, text=True, timeout=600, cwd=root)
     assert width.stdout.strip() == "32", width.stdout + width.stderr
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
-                           "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large or gradcheck or ties or signs)",
+                           "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large "
+                           "or gradcheck or ties or signs)",
                            test_file], env=env, capture_output=True, text=True, timeout=1200, cwd=root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout

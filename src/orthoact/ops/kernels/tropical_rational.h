@@ -42,22 +42,11 @@ template <typename T, int N> struct TropicalRationalF {
         max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
         return num - den;
     }
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
-        const int n = N > 0 ? N : n_rt, m = n + 1;
-        V num, den, sn, sd;
-        I in, id;
-        max_affine(x, a, pos, n, 0, m, num, sn, in);
-        max_affine(x, a, pos, n, 2 * m, 3 * m, den, sd, id);
-        const V gx = g * x;
-#pragma GCC unroll 16
-        for (int k = 0; k <= n; ++k) {
-            const auto on_num = in == k, on_den = id == k;
-            a.acc(k, pos, on_num ? gx : V{});
-            a.acc(m + k, pos, on_num ? g : V{});
-            a.acc(2 * m + k, pos, on_den ? -gx : V{});
-            a.acc(3 * m + k, pos, on_den ? -g : V{});
-        }
-        return g * (sn - sd);
+    // The backward of one vector: both sweeps in turn (the rows layout and the clamp take this).
+    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int p, T aux, V) {
+        V slope_num;
+        bwd_sweep<0>(x, g, a, pos, n_rt, p, aux, slope_num);
+        return bwd_sweep<1>(x, g, a, pos, n_rt, p, aux, slope_num);
     }
     // The plain backward in two sweeps over each chunk (kernels.cpp): the numerator's 2(n + 1)
     // accumulators, then the denominator's, each set live in registers alone (24 at degree 5 did not

@@ -134,23 +134,28 @@ template <typename T> static inline T inv_factorial(int k) {
 // and minimax polynomials on [-pi/2, pi/2] (sine to degree 9, relative error 6e-9; cosine to degree
 // 10, 2.5e-10), the sign of both flipped for odd q. Within 1.5e-7 (about one ulp of 1) of the exact
 // values for |z| <= 8192 (callers route larger arguments to libm): ~20 vector operations for both,
-// no quadrant selection. With WANT_SIN false only the cosine is produced.
+// no quadrant selection. With WANT_SIN false only the cosine is produced. The polynomials are
+// evaluated by Estrin's scheme (in r^2 and r^4), not Horner's: three dependent FMAs instead of five.
+// The kernels that call this are latency-bound (one vector's chain of dependent operations is longer
+// than the out-of-order window hides), so the shorter chain is ~8% of a Fourier-5 forward+backward
+// at the same operation count (kernel-only, 2 threads, 4M float32) and the same 1.3e-7 maximum error.
 template <bool WANT_SIN>
 static OA_INLINE void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c) {
     typedef VT<float>::V V;
     typedef VT<float>::I I;
     // t = 1.5 2^23 + round(z / pi): its last mantissa bit is the parity of q, (-1)^q its sign bit
     const V t = vfma(z, splat<V>(0.318309886183790672f), splat<V>(12582912.0f)), q = t - 12582912.0f;
-    V r = vfma(-q, splat<V>(3.14159274101257324f), z);  // float(pi)
-    r = vfma(-q, splat<V>(-8.74227765734758577e-8f), r);  // pi - float(pi)
+    V r = vfma(q, splat<V>(-3.14159274101257324f), z);  // -float(pi) (q negated by the constant: no extra op)
+    r = vfma(q, splat<V>(8.74227765734758577e-8f), r);  // -(pi - float(pi))
     const V r2 = r * r;
     const I sign = (I)((VT<float>::U)t << 31u);
-    const V cp = 1.0f + r2 * (-0.5f + r2 * (4.166664183e-2f + r2 * (-1.388840377e-3f +
-                                             r2 * (2.476188638e-5f + r2 * -2.607710314e-7f))));
+    const V r4 = r2 * r2;
+    const V cp = (1.0f + r2 * -0.5f) + r4 * ((4.166664183e-2f + r2 * -1.388840377e-3f) +
+                                             r4 * (2.476188638e-5f + r2 * -2.607710314e-7f));
     c = (V)((I)cp ^ sign);
     if (WANT_SIN) {
-        const V sp = r + r * r2 * (-1.666665971e-1f + r2 * (8.333066478e-3f + r2 * (-1.980960224e-4f +
-                                                                                  r2 * 2.605780537e-6f)));
+        const V sp = r + (r * r2) * ((-1.666665971e-1f + r2 * 8.333066478e-3f) +
+                                     r4 * (-1.980960224e-4f + r2 * 2.605780537e-6f));
         s = (V)((I)sp ^ sign);
     }
 }

@@ -410,6 +410,17 @@ def test_fused_harmonic_fourier_matches_reference(learn, groups, shape, channel_
     assert_matches_reference(act, x, grad=torch.randn(shape).to(dtype), channel_dim=channel_dim, backend="fused")
 
 
+@pytest.mark.parametrize("degree", [16, 64])
+def test_fused_harmonic_fourier_high_degrees_match_reference(degree):
+    """The harmonic rows' cos k theta, sin k theta come from a product tree of angle additions,
+    ceil(log2 k) deep: at the largest kernel degree the float32 values and gradients still match
+    the float64 reference."""
+    act = make("fourier", degree, groups=2, dtype=torch.float32, seed=7, learn_frequencies=False)
+    torch.manual_seed(1)
+    x = 4 * torch.randn(4, 4099)
+    assert_matches_reference(act, x, grad=torch.randn_like(x), channel_dim=0, backend="fused")
+
+
 def test_fused_harmonic_fourier_gradcheck_and_large_arguments():
     act = _harmonic(2, torch.float64, 1.3, domain=(-1.0, 1.5))
     x = (3 * torch.randn(2, 4, 9, dtype=torch.float64)).requires_grad_()

@@ -16,10 +16,6 @@
 //        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
 // and optionally
 //   static void finish_backward(const T* raw, double* grad, int n, int p, T aux);  // scale the sums
-//   static constexpr int SWEEPS = 2;  with  template <int S, class L> static V bwd_sweep(V x, V g, L& a,
-//        i64 pos, int n, int p, T aux, V& carry);  the plain runs-layout backward in two sweeps over
-//        each chunk (sweep 0 leaves a vector in carry, sweep 1 returns g F'(x)), so that fewer
-//        accumulators are live at once (kernels.cpp)
 // p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.

@@ -156,12 +156,6 @@ static inline typename VT<T>::V backward_element(typename VT<T>::V x, typename V
     return nonfinite_backward<T, INF_NAN>(x, dx, a, pos);
 }
 
-// A family may split its plain backward into two sweeps over each chunk of SWEEP_CHUNK elements
-// (SWEEPS = 2, see common.h), so that only half its gradient accumulators are live at a time.
-template <class F, class = void> struct Sweeps : std::integral_constant<int, 1> {};
-template <class F> struct Sweeps<F, std::void_t<decltype(F::SWEEPS)>> : std::integral_constant<int, F::SWEEPS> {};
-static constexpr i64 SWEEP_CHUNK = 1024;  // x, dy and the carried vectors stay in L1 between the sweeps
-
 // Flush a group's lane accumulators into its float64 sums; NaN when a marked input was seen.
 template <typename T, int P>
 static inline void flush_runs(Blocked<T, P>& a, double* acc, int p) {
@@ -216,7 +210,6 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         thread_range(N, t, omp_get_num_threads(), lo, hi);
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
         Blocked<T, F::P + 1> a;
-        typename VT<T>::V carry[SWEEP_CHUNK / VT<T>::W];  // what a two-sweep backward's first sweep leaves
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
@@ -224,23 +217,9 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(params + group * P, P);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
-                if constexpr (Sweeps<F>::value == 2 && !MAPPED) {
-                    for (i64 c = s; c < e; c += SWEEP_CHUNK) {
-                        const i64 ce = std::min(e, c + SWEEP_CHUNK);
-                        for_vectors<T>(x, g, nullptr, c, ce, 0, [&](auto xv, auto gv, i64 pos) {
-                            F::template bwd_sweep<0>(xv, gv, a, pos, n, pf, aux, carry[pos / VT<T>::W]);
-                            return xv;
-                        });
-                        for_vectors<T>(x, g, dx, c, ce, 0, [&](auto xv, auto gv, i64 pos) {
-                            const auto d = F::template bwd_sweep<1>(xv, gv, a, pos, n, pf, aux, carry[pos / VT<T>::W]);
-                            return nonfinite_backward<T, INF_NAN>(xv, d, a, pos);
-                        });
-                    }
-                } else {
-                    for_vectors<T>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) {
-                        return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
-                    });
-                }
+                for_vectors<T>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) {
+                    return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
+                });
                 if (acc) flush_runs(a, acc + group * P, P);
             }
             i = end;

@@ -44,9 +44,9 @@ template <typename T, int N> struct TropicalRationalF {
     }
     // The backward of one vector, in one pass: both arg-maxes and the 4(n + 1) masked sums (x g and g
     // at the numerator's arg-max, -x g and -g at the denominator's). Splitting the numerator's and the
-    // denominator's sums into two sweeps per chunk (12 accumulators live, not 24) was 7-20% slower on
-    // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads), though an
-    // Intel Xeon had preferred it: one pass is the simpler code.
+    // denominator's sums into two sweeps per chunk (12 accumulators live, not 24) was 5-25% slower on
+    // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads, by the
+    // machine's state), though an Intel Xeon had preferred it: one pass is the simpler code.
     template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
         V best, num_slope, den_slope;

@@ -101,28 +101,36 @@ def test_fused_gradcheck(variant, groups):
     assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-6)
 
 
+def _half_turns(w, phi, x):
+    """The float32 argument of the fused kernels' sin/cos for learned frequencies, in half-turns:
+    u = fl(w' x - phi') with w' = fl(w / pi), phi' = fl(phi / pi) (one rounding, an FMA), as float64."""
+    wp, pp = ((t.double() / math.pi).float().double() for t in (w, phi))
+    return (wp * x.double() - pp).float().double()
+
+
 def test_fused_fourier_is_accurate_up_to_the_reduction_bound():
     """Regression: without FMA the sin/cos range reduction lost accuracy as |w x| grew (5e-4 at 8000).
 
-    The float32 argument w x - phi is itself rounded (ulp(8000) = 5e-4), so the comparison is with
-    the cosines of those float32 arguments, computed in float64."""
+    The float32 argument is itself rounded (ulp(8000 / pi) = 2.4e-4), so the comparison is with the
+    cosines of the kernels' float32 arguments (in half-turns, `_half_turns`), computed in float64."""
     act = make("fourier", groups=1, dtype=torch.float32, seed=3)
     with torch.no_grad():
         act.frequencies.fill_(5.0)
     act.backend = "fused"
     x = torch.linspace(-1600, 1600, 100_003)
-    b, c, w, phi = (t.double()[0] for t in act.tensors())
-    z = (w[:, None] * x.double() - phi[:, None]).float().double()  # the rounded float32 arguments
+    b, c, w, phi = (t[0] for t in act.tensors())
+    u = _half_turns(w[:, None], phi[:, None], x)
     inv = torch.tensor([1 / math.factorial(k) for k in range(1, len(c) + 1)], dtype=torch.float64)
-    exact = b + ((c * inv)[:, None] * torch.cos(z)).sum(0)
+    exact = b.double() + ((c.double() * inv)[:, None] * torch.cos(math.pi * u)).sum(0)
     torch.testing.assert_close(act(x).double(), exact, rtol=0, atol=3e-6)
 
 
 def test_fused_sine_and_cosine_are_float32_accurate():
-    """The kernels' own sin/cos (reduction by pi, minimax polynomials on [-pi/2, pi/2]) within about
-    one ulp of 1 of the float64 values of the same float32 arguments z = fl(w x - phi): the value of
-    F = cos(z_1) (c_2 = 0; w_2 = 3 keeps the frequencies off the harmonic grid) and its derivative
-    F' = -w_1 sin(z_1), for |z_1| up to 8000 (the fast range ends at 8192) and densely near 0."""
+    """The kernels' own sin/cos (learned frequencies: the argument in half-turns, an exact reduction
+    to [-1/2, 1/2] and minimax polynomials in pi f) within about one ulp of 1 of the float64 values of
+    the same float32 arguments: the value of F = cos(z_1) (c_2 = 0; w_2 = 3 keeps the frequencies off
+    the harmonic grid) and its derivative F' = -w_1 sin(z_1), for |z_1| up to 8000 (the fast range
+    ends at 8192) and densely near 0."""
     act = orthoact.Fourier(2, backend="fused")
     with torch.no_grad():
         act.bias.zero_()
@@ -132,11 +140,10 @@ def test_fused_sine_and_cosine_are_float32_accurate():
     x = torch.cat([torch.linspace(-1600, 1600, 400_003), torch.linspace(-3, 3, 100_001)]).requires_grad_()
     y = act(x)
     y.backward(torch.ones_like(y))
-    phase = float(torch.tensor(0.3))  # the float32 phase, exactly
-    z = (5.0 * x.detach().double() - phase).float().double()
-    assert float(z.abs().max()) > 7999
-    assert float((y.detach().double() - torch.cos(z)).abs().max()) < 1.6e-7
-    assert float((x.grad.double() / -5.0 - torch.sin(z)).abs().max()) < 2e-7
+    u = _half_turns(torch.tensor(5.0), torch.tensor(0.3), x.detach())
+    assert float(math.pi * u.abs().max()) > 7999
+    assert float((y.detach().double() - torch.cos(math.pi * u)).abs().max()) < 1.6e-7
+    assert float((x.grad.double() / -5.0 - torch.sin(math.pi * u)).abs().max()) < 2e-7
 
 
 @pytest.mark.slow

@@ -16,6 +16,8 @@
 //        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
 // and optionally
 //   static void finish_backward(const T* raw, double* grad, int n, int p, T aux);  // scale the sums
+//   static constexpr int PX;  static int extra(int n);  // extra prepared columns (at most PX; extra(n)
+//        at degree n), which prepare_forward / prepare_backward write from column p + 1 on
 // p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.
@@ -160,6 +162,29 @@ static OA_INLINE void sincos_v(VT<double>::V z, VT<double>::V& s, VT<double>::V&
     for (int l = 0; l < VT<double>::W; ++l) {
         s[l] = std::sin(z[l]);
         c[l] = std::cos(z[l]);
+    }
+}
+
+// sin(pi u) and cos(pi u) of float vectors (u in half-turns: Fourier's learned frequencies form
+// u = w' x - phi' with w' = w / pi, phi' = phi / pi prepared per group): q = round(u) and f = u - q
+// (exact: no Cody-Waite steps), then the polynomials above in pi f (their coefficients scaled by
+// powers of pi: cosine by Estrin's scheme, sine as f times a Horner polynomial, the most accurate of
+// the orders tried), the sign of both flipped for odd q. Three adds replace three FMAs of sincos_v's
+// reduction. Within 1.6e-7 (sine) and 8.4e-8 (cosine) of sin(pi u), cos(pi u) for |u| < 2^22.
+template <bool WANT_SIN>
+static OA_INLINE void sincospi_v(VT<float>::V u, VT<float>::V& s, VT<float>::V& c) {
+    typedef VT<float>::V V;
+    typedef VT<float>::I I;
+    const V t = u + 12582912.0f, f = u - (t - 12582912.0f);  // t = 1.5 2^23 + round(u), as in sincos_v
+    const V f2 = f * f, f4 = f2 * f2;
+    const I sign = (I)((VT<float>::U)t << 31u);
+    const V cp = (1.0f + f2 * -4.934802055e+00f) + f4 * ((4.058709621e+00f + f2 * -1.335216165e+00f) +
+                                                       f4 * (2.349539250e-01f + f2 * -2.442069724e-02f));
+    c = (V)((I)cp ^ sign);
+    if (WANT_SIN) {
+        const V sp = f * (3.141592741e+00f + f2 * (-5.167710781e+00f + f2 * (2.550082445e+00f +
+                                                f2 * (-5.983080864e-01f + f2 * 7.767596841e-02f))));
+        s = (V)((I)sp ^ sign);
     }
 }
 

@@ -156,6 +156,25 @@ static inline typename VT<T>::V backward_element(typename VT<T>::V x, typename V
     return nonfinite_backward<T, INF_NAN>(x, dx, a, pos);
 }
 
+// A family may prepare extra columns per group (common.h): PX of them at most, extra(n) for degree n.
+template <class F, class = void> struct Extra {
+    static constexpr int MAX = 0;
+    static int cols(int) { return 0; }
+};
+template <class F> struct Extra<F, std::void_t<decltype(F::PX)>> {
+    static constexpr int MAX = F::PX;
+    static int cols(int n) { return F::extra(n); }
+};
+
+// Every group's parameters in the form the family's forward (or backward) reads, `width` columns a
+// row: the family's own p columns, a clamp limit (column p) as it is, then the family's extra
+// columns, if any (from column p + 1, whether or not there is a clamp).
+template <typename T> struct Prepared {
+    std::vector<T> rows;
+    int width;
+    const T* row(i64 group) const { return rows.data() + group * width; }
+};
+
 // Flush a group's lane accumulators into its float64 sums; NaN when a marked input was seen.
 template <typename T, int P>
 static inline void flush_runs(Blocked<T, P>& a, double* acc, int p) {
@@ -177,18 +196,18 @@ template <typename T> static std::vector<T> expand_rows(const T* params, i64 G, 
 }
 
 template <typename T, class F, bool INF_NAN, bool MAPPED>
-static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const T* prepared, int n, int P, T aux,
+static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Prepared<T>& prep, int n, int P, T aux,
                          const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;  // the family's own columns
 #pragma omp parallel num_threads(thread_count(N, nthreads))
     {
         i64 lo, hi;
         thread_range(N, omp_get_thread_num(), omp_get_num_threads(), lo, hi);
-        Blocked<T, F::P + 1> a;
+        Blocked<T, F::P + 1 + Extra<F>::MAX> a;
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
-            a.set(prepared + (block % G) * P, P);
+            a.set(prep.row(block % G), prep.width);
             for_vectors<T>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos) {
                 return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
             });
@@ -199,7 +218,7 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const T*
 
 template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const T* params, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * G * P : 0, 0.0);
@@ -209,12 +228,12 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         i64 lo, hi;
         thread_range(N, t, omp_get_num_threads(), lo, hi);
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
-        Blocked<T, F::P + 1> a;
+        Blocked<T, F::P + 1 + Extra<F>::MAX> a;
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             const i64 group = block % G;
-            a.set(params + group * P, P);
+            a.set(prep.row(group), prep.width);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
                 for_vectors<T>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) {
@@ -232,12 +251,12 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
 }
 
 template <typename T, class F, bool INF_NAN, bool MAPPED>
-static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const T* prepared, int n, int P, T aux,
+static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const Prepared<T>& prep, int n, int P, T aux,
                          const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;
     constexpr int W = VT<T>::W;
     const i64 R = G * block_len, Rp = (R + W - 1) / W * W, rows = N / R;
-    const std::vector<T> expanded = expand_rows(prepared, G, P, block_len, Rp);
+    const std::vector<T> expanded = expand_rows(prep.rows.data(), G, prep.width, block_len, Rp);
 #pragma omp parallel for num_threads(thread_count(N, nthreads)) schedule(static)
     for (i64 r = 0; r < rows; ++r) {
         const RowsLayout<T> a{expanded.data(), nullptr, Rp, nullptr};
@@ -249,11 +268,11 @@ static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const T*
 
 template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const T* params, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;
     constexpr int W = VT<T>::W;
     const i64 R = G * block_len, Rp = (R + W - 1) / W * W, rows = N / R;
-    const std::vector<T> expanded = expand_rows(params, G, P, block_len, Rp);
+    const std::vector<T> expanded = expand_rows(prep.rows.data(), G, prep.width, block_len, Rp);
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * P * Rp : 0, 0.0);
 #pragma omp parallel num_threads(nt_max)
@@ -291,16 +310,16 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
             for (i64 j = 0; j < R; ++j) dparams[(j / block_len) * P + k] += partial[(size_t)t * P * Rp + k * Rp + j];
 }
 
-// Every group's parameters in the form the family's forward (or backward) reads; a clamp limit,
-// the column after the family's own, as it is.
+// The prepared rows (see Prepared above).
 template <typename T, class F, bool FORWARD>
-static std::vector<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m) {
-    const int pf = P - m.clamp;
-    std::vector<T> out((size_t)G * P);
+static Prepared<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m) {
+    const int pf = P - m.clamp, extra = Extra<F>::cols(n), width = extra ? pf + 1 + extra : P;
+    Prepared<T> out{std::vector<T>((size_t)G * width), width};
     for (i64 g = 0; g < G; ++g) {
-        if (FORWARD) F::prepare_forward(params + g * P, out.data() + g * P, n, pf, aux);
-        else F::prepare_backward(params + g * P, out.data() + g * P, n, pf, aux);
-        if (m.clamp) out[g * P + pf] = params[g * P + pf];
+        T* row = out.rows.data() + g * width;
+        if (FORWARD) F::prepare_forward(params + g * P, row, n, pf, aux);
+        else F::prepare_backward(params + g * P, row, n, pf, aux);
+        if (m.clamp) row[pf] = params[g * P + pf];
     }
     return out;
 }
@@ -309,14 +328,14 @@ template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const T* params, int n, int P,
                         const InputMap<T>& m, int nthreads) {
     const T aux = F<T, N>::aux(params, G, P, n);
-    const std::vector<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m);
+    const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m);
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
-        if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
-        else forward_runs<T, F<T, N>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+        if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else forward_runs<T, F<T, N>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
     } else {
-        if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
-        else forward_rows<T, F<T, 0>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared.data(), n, P, aux, m, nthreads);
+        if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else forward_rows<T, F<T, 0>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
     }
 }
 
@@ -328,15 +347,14 @@ template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
                          const T* raw, int n, int P, const InputMap<T>& m, int nthreads) {
     const T aux = F<T, N>::aux(raw, G, P, n);
-    const std::vector<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
-    const T* params = prepared.data();
+    const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
-        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
-        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
     } else {
-        if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
-        else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, params, n, P, aux, m, nthreads);
+        if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
     }
     if constexpr (HasFinish<F<T, N>>::value)
         if (dparams)

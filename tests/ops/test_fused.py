@@ -109,10 +109,9 @@ def _half_turns(w, phi, x):
 
 
 def test_fused_fourier_is_accurate_up_to_the_reduction_bound():
-    """Regression: without FMA the sin/cos range reduction lost accuracy as |w x| grew (5e-4 at 8000).
-
-    The float32 argument is itself rounded (ulp(8000 / pi) = 2.4e-4), so the comparison is with the
-    cosines of the kernels' float32 arguments (in half-turns, `_half_turns`), computed in float64."""
+    """Learned frequencies up to the fast path's bound (|w x| = 8000): the argument in half-turns is
+    reduced exactly. The float32 argument is itself rounded (ulp(8000 / pi) = 2.4e-4), so the
+    comparison is with the cosines of the kernels' float32 arguments (`_half_turns`), in float64."""
     act = make("fourier", groups=1, dtype=torch.float32, seed=3)
     with torch.no_grad():
         act.frequencies.fill_(5.0)
@@ -144,6 +143,26 @@ def test_fused_sine_and_cosine_are_float32_accurate():
     assert float(math.pi * u.abs().max()) > 7999
     assert float((y.detach().double() - torch.cos(math.pi * u)).abs().max()) < 1.6e-7
     assert float((x.grad.double() / -5.0 - torch.sin(math.pi * u)).abs().max()) < 2e-7
+
+
+def test_fused_harmonic_sine_and_cosine_are_float32_accurate():
+    """Harmonic rows take the reduction by pi in two FMA steps (sincos_v). Regression: without FMA it
+    lost accuracy as |theta| grew (5e-4 at 8000). Degree 1 with phase 0, F = cos(theta) and
+    F' = -w_1 sin(theta) with theta = fl(w_1 x), within about one ulp of 1 of the float64 values of
+    the float32 theta, for |theta| up to 8000 and densely near 0."""
+    act = orthoact.Fourier(1, backend="fused", learn_frequencies=False)
+    with torch.no_grad():
+        act.bias.zero_()
+        act.coefficients.fill_(1.0)
+        act.frequencies.fill_(5.0)
+        act.phases.zero_()
+    x = torch.cat([torch.linspace(-1600, 1600, 400_003), torch.linspace(-3, 3, 100_001)]).requires_grad_()
+    y = act(x)
+    y.backward(torch.ones_like(y))
+    theta = (5.0 * x.detach().double()).float().double()
+    assert float(theta.abs().max()) > 7999
+    assert float((y.detach().double() - torch.cos(theta)).abs().max()) < 1.6e-7
+    assert float((x.grad.double() / -5.0 - torch.sin(theta)).abs().max()) < 2e-7
 
 
 @pytest.mark.slow

@@ -135,8 +135,9 @@ template <typename T> static inline T inv_factorial(int k) {
 // no quadrant selection. With WANT_SIN false only the cosine is produced. The polynomials are
 // evaluated by Estrin's scheme (in r^2 and r^4), not Horner's: three dependent FMAs instead of five.
 // The kernels that call this are latency-bound (one vector's chain of dependent operations is longer
-// than the out-of-order window hides), so the shorter chain is ~8% of a Fourier-5 forward+backward
-// at the same operation count (kernel-only, 2 threads, 4M float32) and the same 1.3e-7 maximum error.
+// than the out-of-order window hides), so the shorter chain is ~8% of a fixed-frequency Fourier-5
+// forward+backward (one call per element; kernel-only, 2 threads, 4M float32) at the same operation
+// count and the same 1.3e-7 maximum error. Learned frequencies take sincospi_v (below) instead.
 template <bool WANT_SIN>
 static OA_INLINE void sincos_v(VT<float>::V z, VT<float>::V& s, VT<float>::V& c) {
     typedef VT<float>::V V;

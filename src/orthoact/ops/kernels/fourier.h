@@ -23,9 +23,10 @@ template <typename T, int N> struct FourierF {
     typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? 3 * N + 1 : MAX_P;
     static constexpr bool HAS_DERIVATIVE = true;
-    // Arguments |w x - phi| above 8192 leave the float32 reduction's range: the bound is the largest
-    // |x| for which every argument stays below it; a vector with any larger x is computed lane by
-    // lane with libm in float64 (out of line: the fast loop keeps its registers).
+    // Arguments |w x - phi| above 8192 leave sincos_v's reduction's range (sincospi_v's, below, would
+    // reach further; one bound serves both): the bound is the largest |x| for which every argument
+    // stays below it; a vector with any larger x is computed lane by lane with libm in float64 (out
+    // of line: the fast loop keeps its registers).
     static inline bool harmonic(T aux) { return aux < T(-1.5); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
     // Any frequencies, in float32: the fast path's argument in half-turns, u_k = w'_k x - phi'_k with
@@ -34,9 +35,11 @@ template <typename T, int N> struct FourierF {
     // (kernel-only A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding
     // w'_k and phi'_k adds at most eps/2 (|w_k x| + |phi_k|) to the argument's own rounding eps/2 |z_k|
     // (random parameters, |x| ~ 4: max error of F 8.9e-7 of max |F| instead of 8.2e-7, of F' 6.2e-7
-    // instead of 4.5e-7). The libm lanes and the linear extension keep w_k and phi_k.
+    // instead of 4.5e-7). The libm lanes keep w_k and phi_k (their float64 arguments stay exact), and
+    // the factors w_k of F' and of the linear extension's terms are the raw ones. (Harmonic rows get
+    // the extra columns too, unused: the width is fixed per degree, before the rows are inspected.)
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
-    static constexpr int PX = 2 * M;
+    static constexpr int PX = HALF_TURNS ? 2 * M : 0;
     static int extra(int n) { return HALF_TURNS ? 2 * n : 0; }
     // cos k theta and sin k theta for k = 1..n from those of theta by angle addition,
     // (k theta) = (i theta) + (j theta) with j = k / 2, i = k - j: a product tree, so that harmonic k
@@ -223,10 +226,11 @@ template <typename T, int N> struct FourierF {
 
     // w'_k = w_k / pi and phi'_k = phi_k / pi in columns p + k and p + n + k (HALF_TURNS).
     static void prepare_half_turns(const T* raw, T* out, int n, int p) {
-        for (int k = 1; HALF_TURNS && k <= n; ++k) {
-            out[p + k] = T(double(raw[n + k]) / M_PI);
-            out[p + n + k] = T(double(raw[2 * n + k]) / M_PI);
-        }
+        if constexpr (HALF_TURNS)
+            for (int k = 1; k <= n; ++k) {
+                out[p + k] = T(double(raw[n + k]) / M_PI);
+                out[p + n + k] = T(double(raw[2 * n + k]) / M_PI);
+            }
     }
     static void prepare_forward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);

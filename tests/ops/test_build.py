@@ -140,3 +140,31 @@ def test_vector_width_setting_is_part_of_the_cache_key(monkeypatch):
     monkeypatch.delenv(_build.VECTOR_BITS_ENV)
     assert "-DOA_NO_AVX512" not in _build.flags()
     assert _build._key(compiler, "hermite", _build.families_inc("hermite")) != narrow
+
+
+@pytest.mark.slow
+def test_a_library_built_from_other_sources_is_swapped_in_and_out(fresh):
+    """build_from compiles another copy of the kernel sources (benchmarks/kernel_ab.py compares two
+    versions with it) and swap puts it in use and back: a copy whose Tropical forward is scaled by 2
+    gives twice the values while it is in use, the original's after."""
+    import shutil
+
+    act = orthoact.Tropical(5, backend="fused")
+    x = torch.randn(4099)
+    expected = act(x)
+    source = fresh / "kernels"
+    shutil.copytree(_build.KERNEL_DIR, source)
+    header = source / "tropical.h"
+    text = header.read_text()
+    assert text.count("return scale * best;") == 1
+    header.write_text(text.replace("return scale * best;", "return T(2) * scale * best;"))
+    info = _build.build_from("tropical", source, fresh / "lib")
+    assert info.error is None and info.library is not None and info.compiled
+    previous = _build.swap("tropical", info)
+    try:
+        torch.testing.assert_close(act(x), 2 * expected)
+    finally:
+        assert _build.swap("tropical", previous) is info
+    torch.testing.assert_close(act(x), expected)
+    missing = _build.build_from("tropical", fresh / "nowhere", fresh / "lib")
+    assert missing.library is None and "kernels.cpp is missing" in missing.error

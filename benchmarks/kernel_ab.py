@@ -1,0 +1,124 @@
+"""Kernel-only A/B of the fused CPU kernels: two versions of ``src/orthoact/ops/kernels`` (a git
+ref and the working tree, or two refs) built side by side and alternated round by round in one
+process (the same module; the family's library swapped between the calls), reporting the median of
+the per-round time ratios B/A for forward, backward and forward+backward with their 25-75% spread.
+
+On a shared machine whose speed changes by 2x within minutes this is the measurement that decides a
+kernel change: ``cpu_activations.py``'s ratios to GELU move more with the machine's state than with
+the kernels. Both versions are built with this checkout's family declarations (variants, headers,
+degrees), so they must agree on those and on the library ABI version.
+
+    python benchmarks/kernel_ab.py fourier '{"degree": 5}' --base HEAD~1        # HEAD~1 (A) against the working tree (B)
+    python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --base main --head HEAD
+    python benchmarks/kernel_ab.py tropical_rational '{"degree": 5}' --base HEAD~2 --threads 1 --rounds 21
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import torch
+
+from orthoact.ops import _build
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu_activations import make  # noqa: E402  (the benchmark's modules: Fourier's learned frequencies off the harmonic grid)
+
+WORKTREE = "worktree"
+KERNELS = "src/orthoact/ops/kernels"
+
+
+def sources(ref: str, scratch: Path) -> Path:
+    """The kernel sources of ``ref`` (a git ref, or ``worktree``: this checkout's files as they are)."""
+    if ref == WORKTREE:
+        return _build.KERNEL_DIR
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, KERNELS], capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref} {KERNELS} failed: {archive.stderr.decode().strip()}")
+    out = scratch / ref.replace("/", "_").replace("~", "-").replace("^", "-")
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(out, filter="data")
+    return out / KERNELS
+
+
+def timed(module, x0: torch.Tensor, dy: torch.Tensor) -> tuple[float, float]:
+    x = x0.detach().requires_grad_()
+    start = time.perf_counter()
+    y = module(x)
+    mid = time.perf_counter()
+    y.backward(dy)
+    return mid - start, time.perf_counter() - mid
+
+
+def _spread(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("family")
+    parser.add_argument("kwargs", nargs="?", default="{}", help="the module's options as JSON, e.g. '{\"degree\": 5}'")
+    parser.add_argument("--base", default="HEAD", help="version A: a git ref or 'worktree' (default HEAD)")
+    parser.add_argument("--head", default=WORKTREE, help="version B: a git ref or 'worktree' (default)")
+    parser.add_argument("--numel", type=int, default=4 * 1024 * 1024)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
+    args = parser.parse_args()
+    if args.family not in _build.cpp_families():
+        raise SystemExit(f"family {args.family!r}: expected one with C++ kernels, {', '.join(_build.cpp_families())}")
+    kwargs = json.loads(args.kwargs)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="orthoact-kernel-ab-") as scratch:
+        builds = {}
+        for label, ref in (("A", args.base), ("B", args.head)):
+            print(f"building {label} = {ref} ...", flush=True)
+            info = _build.build_from(args.family, sources(ref, Path(scratch)), Path(scratch) / f"lib-{label}")
+            if info.library is None:
+                print(f"{label} ({ref}): {info.error}", file=sys.stderr)
+                return 1
+            builds[label] = info
+        module = make("fused", args.family, kwargs)
+        x0, dy = torch.randn(args.numel), torch.randn(args.numel)
+        previous = _build.swap(args.family, builds["A"])
+        try:
+            times = {label: [] for label in builds}
+            for label in builds:  # warm-up
+                _build.swap(args.family, builds[label])
+                timed(module, x0, dy)
+            for r in range(args.rounds):
+                for label in (("A", "B") if r % 2 == 0 else ("B", "A")):
+                    _build.swap(args.family, builds[label])
+                    runs = [timed(module, x0, dy) for _ in range(args.calls)]
+                    times[label].append(min(runs, key=sum))
+        finally:
+            _build.swap(args.family, previous)
+    print(f"{args.family} {kwargs}: {args.numel} float32 elements, {args.threads} threads, {args.rounds} alternating "
+          f"rounds, fastest of {args.calls} calls each; A = {args.base}, B = {args.head}")
+    print(f"{'':10}{'A ms':>9}{'B ms':>9}{'B/A':>8}  {'25-75%':>11}")
+    for i, part in enumerate(("forward", "backward", "total")):
+        pick = (lambda t: sum(t)) if part == "total" else (lambda t, i=i: t[i])
+        a = [1e3 * pick(t) for t in times["A"]]
+        b = [1e3 * pick(t) for t in times["B"]]
+        ratios = [y / x for x, y in zip(a, b)]
+        lo, hi = _spread(ratios)
+        print(f"{part:10}{statistics.median(a):9.2f}{statistics.median(b):9.2f}{statistics.median(ratios):8.3f}  "
+              f"{lo:5.3f}-{hi:5.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

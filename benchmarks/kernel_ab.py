@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from io import BytesIO
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 from orthoact.ops import _build
 
 sys.path.insert(0, str(Path(__file__).parent))
-from cpu_activations import make  # noqa: E402  (the benchmark's modules: Fourier's learned frequencies off the harmonic grid)
+from cpu_activations import _quartiles, make, run_once  # noqa: E402  (its modules, timing and spread)
 
 WORKTREE = "worktree"
 KERNELS = "src/orthoact/ops/kernels"
@@ -51,22 +50,6 @@ def sources(ref: str, scratch: Path) -> Path:
     return out / KERNELS
 
 
-def timed(module, x0: torch.Tensor, dy: torch.Tensor) -> tuple[float, float]:
-    x = x0.detach().requires_grad_()
-    start = time.perf_counter()
-    y = module(x)
-    mid = time.perf_counter()
-    y.backward(dy)
-    return mid - start, time.perf_counter() - mid
-
-
-def _spread(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return values[0], values[0]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[0], q[2]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("family")
@@ -75,7 +58,7 @@ def main() -> int:
     parser.add_argument("--head", default=WORKTREE, help="version B: a git ref or 'worktree' (default)")
     parser.add_argument("--numel", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=16, help="alternating rounds (even: each version first as often)")
     parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
     args = parser.parse_args()
     if args.family not in _build.cpp_families():
@@ -98,11 +81,11 @@ def main() -> int:
             times = {label: [] for label in builds}
             for label in builds:  # warm-up
                 _build.swap(args.family, builds[label])
-                timed(module, x0, dy)
+                run_once(module, x0, dy)
             for r in range(args.rounds):
                 for label in (("A", "B") if r % 2 == 0 else ("B", "A")):
                     _build.swap(args.family, builds[label])
-                    runs = [timed(module, x0, dy) for _ in range(args.calls)]
+                    runs = [run_once(module, x0, dy) for _ in range(args.calls)]
                     times[label].append(min(runs, key=sum))
         finally:
             _build.swap(args.family, previous)
@@ -114,7 +97,7 @@ def main() -> int:
         a = [1e3 * pick(t) for t in times["A"]]
         b = [1e3 * pick(t) for t in times["B"]]
         ratios = [y / x for x, y in zip(a, b)]
-        lo, hi = _spread(ratios)
+        lo, hi = _quartiles(ratios)
         print(f"{part:10}{statistics.median(a):9.2f}{statistics.median(b):9.2f}{statistics.median(ratios):8.3f}  "
               f"{lo:5.3f}-{hi:5.3f}")
     return 0

@@ -41,10 +41,11 @@ from pathlib import Path
 
 KERNEL_DIR = Path(__file__).with_name("kernels")
 DRIVER = "kernels.cpp"
+SHARED_HEADERS = ("simd.h", "common.h")  # included by every family's library
 # -ffp-contract=fast: a * b + c as one FMA (ISO -std=c++17 turns contraction off), which the sin/cos
 # range reduction needs for its accuracy and Horner's rule for its speed.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]
-ABI_VERSION = 5  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
+ABI_VERSION = 6  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
 BUILD_TIMEOUT_ENV = "ORTHOACT_BUILD_TIMEOUT"
 #: ``256`` builds 32-byte vectors (AVX2) even where the CPU has AVX-512 (the default takes 64-byte
 #: vectors there); tests use it to check the narrower kernels on an AVX-512 machine.
@@ -172,7 +173,7 @@ def _sources(family: str, generated: str) -> list[bytes]:
     driver = KERNEL_DIR / DRIVER
     if not driver.is_file():
         raise FileNotFoundError(f"{driver} is missing (is the package installed completely?)")
-    files = [driver, KERNEL_DIR / "common.h", *sorted({_header(e) for e in _entries(family)})]
+    files = [driver, *(KERNEL_DIR / h for h in SHARED_HEADERS), *sorted({_header(e) for e in _entries(family)})]
     return [p.name.encode() + b"\0" + p.read_bytes() for p in files] + [generated.encode()]
 
 
@@ -217,7 +218,8 @@ def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
     f64 = ctypes.c_double
     lib.oa_forward.argtypes = [i32, i32, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64]
     lib.oa_forward.restype = i32
-    lib.oa_backward.argtypes = [i32, i32, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64]
+    lib.oa_backward.argtypes = [i32, i32, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64,
+                                ctypes.c_uint]
     lib.oa_backward.restype = i32
     return lib
 

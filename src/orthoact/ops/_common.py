@@ -1,11 +1,13 @@
 """What the fast paths share: the kernel table, parameter packing, grouping, custom ops with autograd.
 
 Every fast path is a pair of kernels behind two ``torch.library`` custom ops:
-``forward(x, params, code, degree, sizes, block_len, groups, flags, bounds) -> y`` and
+``forward(x, params, code, degree, sizes, block_len, groups, flags, bounds, fixed) -> y`` and
 ``backward(dy, x, params, ..., need_input_grad, need_param_grad) -> (dx, dparams)``, where
 ``params`` packs the family's parameters (in the declaration's order, ``sizes`` columns each; a clamp
 limit last) into one ``(groups, P)`` matrix, ``flags`` and ``bounds`` are the input map
-(:class:`orthoact.inputs.InputMap`: bit 0 clamp, bit 1 domain ``[lo, hi]``) and element ``i`` of the contiguous input uses row
+(:class:`orthoact.inputs.InputMap`: bit 0 clamp, bit 1 domain ``[lo, hi]``), ``fixed`` marks the
+parameter tensors that need no gradient (bit ``j``: the ``j``-th; their columns of ``dparams`` may be
+left unset, e.g. Fourier's fixed frequencies) and element ``i`` of the contiguous input uses row
 ``(i // block_len) % groups``. ``code`` numbers the kernel in :func:`kernel_table`. The
 autograd formula saves only ``x`` and the parameters; a higher-order derivative (``create_graph=True``)
 differentiates the reference formulas instead.
@@ -102,31 +104,32 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
 
     @torch.library.custom_op(f"orthoact::{prefix}_forward", mutates_args=())
     def forward_op(x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int,
-                   groups: int, flags: int, bounds: list[float]) -> Tensor:
+                   groups: int, flags: int, bounds: list[float], fixed: int) -> Tensor:
         return forward_impl(x, params, code, degree, block_len, groups, InputMap.from_flags(flags, bounds))
 
     @forward_op.register_fake
-    def _(x, params, code, degree, sizes, block_len, groups, flags, bounds):
+    def _(x, params, code, degree, sizes, block_len, groups, flags, bounds, fixed):
         return torch.empty_like(x)
 
     @torch.library.custom_op(f"orthoact::{prefix}_backward", mutates_args=())
     def backward_op(
         grad: Tensor, x: Tensor, params: Tensor, code: int, degree: int, sizes: list[int], block_len: int, groups: int,
-        flags: int, bounds: list[float], need_input_grad: bool, need_param_grad: bool,
+        flags: int, bounds: list[float], fixed: int, need_input_grad: bool, need_param_grad: bool,
     ) -> tuple[Tensor, Tensor]:
         return backward_impl(grad, x, params, code, degree, block_len, groups, InputMap.from_flags(flags, bounds),
-                             need_input_grad, need_param_grad)
+                             need_input_grad, need_param_grad, fixed)
 
     @backward_op.register_fake
-    def _(grad, x, params, code, degree, sizes, block_len, groups, flags, bounds, need_input_grad, need_param_grad):
+    def _(grad, x, params, code, degree, sizes, block_len, groups, flags, bounds, fixed, need_input_grad,
+          need_param_grad):
         dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
         shape = params.shape if need_param_grad else (0,)
         return dx, params.new_empty(shape, dtype=grad_dtype)
 
     def setup_context(ctx, inputs, output):
-        x, params, code, degree, sizes, block_len_, groups, flags, bounds = inputs
+        x, params, *meta = inputs
         ctx.save_for_backward(x, params)
-        ctx.meta = (code, degree, list(sizes), block_len_, groups, flags, list(bounds))
+        ctx.meta = tuple(list(m) if isinstance(m, (list, tuple)) else m for m in meta)
 
     def backward(ctx, grad):
         x, params = ctx.saved_tensors
@@ -134,7 +137,7 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
             return reference_backward(ctx, grad, x, params)
         need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dx, dparams = backward_op(grad.contiguous(), x, params, *ctx.meta, need_x, need_p)
-        return (dx if need_x else None), (dparams.to(params.dtype) if need_p else None), *([None] * 7)
+        return (dx if need_x else None), (dparams.to(params.dtype) if need_p else None), *([None] * len(ctx.meta))
 
     forward_op.register_autograd(backward, setup_context=setup_context)
 
@@ -157,8 +160,9 @@ def define_ops(prefix: str, forward_impl: Callable, backward_impl: Callable, gra
         if torch.is_grad_enabled():  # a higher-order derivative: through the reference, from the leaves
             dx, dpacked = reference_grads(call, grad, x, call.pack(params), need_x, need_p)
         elif plain_eager(grad):
+            fixed = sum(1 << j for j, need in enumerate(ctx.needs_input_grad[2:]) if not need)
             dx, dpacked = backward_impl(grad.contiguous(), x, ctx.packed, call.code, call.degree, call.block_len,
-                                        call.groups, call.inputs, need_x, need_p)
+                                        call.groups, call.inputs, need_x, need_p, fixed)
         else:  # traced (compiled autograd): the custom op
             dx, dpacked = backward_op(grad.contiguous(), x, ctx.packed, *call.op_args(), need_x, need_p)
         dparams = dpacked.split(list(call.sizes), dim=1) if need_p else [None] * len(params)
@@ -192,6 +196,7 @@ class KernelCall(NamedTuple):
     groups: int
     inputs: InputMap
     dtype: torch.dtype
+    fixed: int = 0  # bit j: the j-th parameter tensor needs no gradient (the backward may skip its sums)
 
     def pack(self, params) -> Tensor:
         """The ``(groups, P)`` matrix the kernels read (differentiable: autograd splits the grads back)."""
@@ -201,7 +206,7 @@ class KernelCall(NamedTuple):
     def op_args(self) -> tuple:
         """The custom ops' arguments after the tensors."""
         return (self.code, self.degree, list(self.sizes), self.block_len, self.groups, self.inputs.flags,
-                self.inputs.bounds)
+                self.inputs.bounds, self.fixed)
 
 
 _PLAIN = (Tensor, torch.nn.Parameter)
@@ -222,11 +227,12 @@ def plain_eager(*tensors: Tensor) -> bool:
 
 def reference_backward(ctx, grad, x, params):
     """Differentiable backward of the custom op: autograd through the reference formulas."""
-    code, degree, sizes, block_len_, groups, flags, bounds = ctx.meta
-    call = KernelCall(code, degree, tuple(sizes), block_len_, groups, InputMap.from_flags(flags, bounds), params.dtype)
+    code, degree, sizes, block_len_, groups, flags, bounds, fixed = ctx.meta
+    call = KernelCall(code, degree, tuple(sizes), block_len_, groups, InputMap.from_flags(flags, bounds), params.dtype,
+                      fixed)
     need_x, need_p = ctx.needs_input_grad[:2]
     dx, dparams = reference_grads(call, grad, x, params, need_x, need_p)
-    return (dx if need_x else None), (dparams if need_p else None), *([None] * 7)
+    return (dx if need_x else None), (dparams if need_p else None), *([None] * len(ctx.meta))
 
 
 def reference_grads(call: KernelCall, grad: Tensor, x: Tensor, packed: Tensor, need_x: bool, need_p: bool):
@@ -253,6 +259,7 @@ def run(op, spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_d
     groups = params[0].shape[0]
     xc = (x if x.dtype in input_dtypes else x.to(param_dtype)).contiguous()
     call = KernelCall(kernel_code(spec, options), spec.kernel_degree(degree), tuple(p.shape[1] for p in params),
-                      block_len(x, groups, channel_dim), groups, inputs, param_dtype)
+                      block_len(x, groups, channel_dim), groups, inputs, param_dtype,
+                      sum(1 << j for j, p in enumerate(params) if not p.requires_grad))
     y = op(xc, params, call)
     return y if y.dtype == x.dtype else y.to(x.dtype)

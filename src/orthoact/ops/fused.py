@@ -79,7 +79,7 @@ def _map_args(inputs: InputMap) -> tuple[int, float, float]:
     return inputs.flags, lo, hi
 
 
-def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad):
+def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad, fixed=0):
     out_dtype = x.dtype
     x = x if x.dtype == params.dtype else x.to(params.dtype)
     grad = grad if grad.dtype == params.dtype else grad.to(params.dtype)
@@ -91,7 +91,7 @@ def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_inp
             variant, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
             x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
-            *_map_args(inputs),
+            *_map_args(inputs), fixed,
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")

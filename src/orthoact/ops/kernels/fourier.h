@@ -8,46 +8,62 @@
 //   S_c = sum g (cos z - t w sin z),  S_w = sum g (x sin z + t (sin z + w x cos z)),  S_phi = sum g (sin z + t w cos z)
 // (t = 0 inside the domain), and finish_backward scales them in float64: dc_k = S_c / k!,
 // dw_k = -(c_k/k!) S_w, dphi_k = (c_k/k!) S_phi. Per harmonic that leaves one sin/cos and six vector
-// operations per element. Harmonic rows keep the c_k and phi_k sums unrotated (harmonic_sums below).
+// operations per element. Harmonic rows keep the c_k and phi_k sums unrotated (below). The frequencies'
+// sums are skipped when the layout says their gradient is not wanted (learn_frequencies=False).
 #pragma once
 #include "common.h"
 
 // Harmonic frequencies (w_k = k w_1 in every group: Fourier(learn_frequencies=False) and the paper's
-// init) take one sin/cos per element instead of one per harmonic: with theta = w_1 x,
-// (cos k theta, sin k theta) follow by angle addition (one complex multiply each, in a product tree:
-// harmonics() below) and
-//   cos z_k = cos k theta cos phi_k + sin k theta sin phi_k,  sin z_k = sin k theta cos phi_k - cos k theta sin phi_k,
-// cos phi_k and sin phi_k computed once per group on the host (prepare_forward / prepare_backward).
-// `aux` says which: the bound B >= 0 for any frequencies, -(B + 2) for harmonic ones, -1 for libm always.
+// init) take one sin/cos per element instead of one per harmonic: with theta = w_1 x and
+// z = e^{i theta}, F is the real part of a polynomial in z,
+//   F = b + Re sum_k (A_k - i B_k) z^k,   F' = Re sum_k w_k (B_k + i A_k) z^k,
+// A_k = a_k cos phi_k, B_k = a_k sin phi_k (a_k = c_k/k!) prepared per group on the host, so the
+// forward is Horner's rule in z: four FMAs per harmonic, an error that grows as n (|z| = 1). The
+// backward needs every power: p_k = g z^k = p_{k-1} z gives the unrotated sums G_c = sum g cos k theta
+// and G_s = sum g sin k theta as plain adds of p_k, and g F' = sum_k Re((e_k + i f_k) p_k) without the
+// final product by g (e_k = w_k B_k, f_k = -w_k A_k); finish_backward rotates G_c, G_s by phi_k:
+//   S_c = cos phi G_c + sin phi G_s,   S_phi = cos phi G_s - sin phi G_c.
+// (The recurrence's error grows as k, as the powers' do; the Chebyshev recurrence's, two FMAs per
+// harmonic, grows as k^2.) `aux` says which rows: the bound B >= 0 for any frequencies, -(B + 2) for
+// harmonic ones, -1 for libm always.
 template <typename T, int N> struct FourierF {
-    typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? 3 * N + 1 : MAX_P;
     static constexpr bool HAS_DERIVATIVE = true;
+    // Registers per step (simd.h): two for harmonic rows, whose recurrences are long chains of
+    // dependent complex products; one for any frequencies, bound by the FMA units' throughput
+    // (kernel-only A/B on AMD Zen 3, AVX2, Fourier-5, 1 thread, 4M float32, two registers against
+    // one: harmonic forward 0.82x, backward 0.76x; any frequencies 1.01x and 1.19x).
+    static constexpr int PACK = 2;
+    static int pack_forward(T aux) { return harmonic(aux) ? PACK : 1; }
+    static int pack_backward(T aux) { return harmonic(aux) ? PACK : 1; }
+    static constexpr int FREQUENCIES = 2;  // the frequencies' place among the parameter tensors (b, c, w, phi)
     // Arguments |w x - phi| above 8192 leave sincos_v's reduction's range (sincospi_v's, below, would
     // reach further; one bound serves both): the bound is the largest |x| for which every argument
     // stays below it; a vector with any larger x is computed lane by lane with libm in float64 (out
     // of line: the fast loop keeps its registers).
-    static inline bool harmonic(T aux) { return aux < T(-1.5); }
+    static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
-    // Any frequencies, in float32: the fast path's argument in half-turns, u_k = w'_k x - phi'_k with
-    // w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi) prepared per group (2n extra columns, from p + 1),
-    // so that the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos
-    // (kernel-only A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding
-    // w'_k and phi'_k adds at most eps/2 (|w_k x| + |phi_k|) to the argument's own rounding eps/2 |z_k|
-    // (random parameters, |x| ~ 4: max error of F 8.9e-7 of max |F| instead of 8.2e-7, of F' 6.2e-7
-    // instead of 4.5e-7). The libm lanes keep w_k and phi_k (their float64 arguments stay exact), and
-    // the factors w_k of F' and of the linear extension's terms are the raw ones. (Harmonic rows get
-    // the extra columns too, unused: the width is fixed per degree, before the rows are inspected.)
+    // Extra prepared columns (2n, from p + 1). Any frequencies, in float32: the fast path's argument in
+    // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
+    // the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos (kernel-only
+    // A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding w'_k and phi'_k
+    // adds at most eps/2 (|w_k x| + |phi_k|) to the argument's own rounding eps/2 |z_k| (random
+    // parameters, |x| ~ 4: max error of F 8.9e-7 of max |F| instead of 8.2e-7, of F' 6.2e-7 instead of
+    // 4.5e-7). The libm lanes keep w_k and phi_k (their float64 arguments stay exact), and the factors
+    // w_k of F' and of the linear extension's terms are the raw ones. Harmonic rows hold F''s
+    // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k).
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
-    static constexpr int PX = HALF_TURNS ? 2 * M : 0;
-    static int extra(int n) { return HALF_TURNS ? 2 * n : 0; }
+    static constexpr int PX = 2 * M;
+    static int extra(int n) { return 2 * n; }
+    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 2n.
+    static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
+    static OA_INLINE T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
+    template <class V> static OA_INLINE bool safe(V x, T aux) { return !any_set(~(vabs(x) <= bound_of(aux))); }
+
     // cos k theta and sin k theta for k = 1..n from those of theta by angle addition,
-    // (k theta) = (i theta) + (j theta) with j = k / 2, i = k - j: a product tree, so that harmonic k
-    // is ceil(log2 k) complex multiplies deep instead of k - 1 (the one-step recurrence), with the
-    // same operation count and a rounding error that still grows as k (the Chebyshev recurrence's
-    // two FMAs per harmonic grow it as k^2). Kernel-only, fixed-frequency Fourier-5, 2 threads:
-    // forward -13%, backward -5%.
-    static OA_INLINE void harmonics(V c1, V s1, int n, V* C, V* S) {
+    // (k theta) = (i theta) + (j theta) with j = k / 2, i = k - j: a product tree, ceil(log2 k) complex
+    // multiplies deep (the linear extension's backward, which needs them one by one).
+    template <class V> static OA_INLINE void harmonics(V c1, V s1, int n, V* C, V* S) {
         C[1] = c1, S[1] = s1;
 #pragma GCC unroll 16
         for (int k = 2; k <= n; ++k) {
@@ -56,42 +72,46 @@ template <typename T, int N> struct FourierF {
             S[k] = S[i] * C[j] + C[i] * S[j];
         }
     }
-    static inline T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
-    static inline bool safe(V x, T aux) { return !any_set(!(vabs(x) <= bound_of(aux))); }
+    // Re sum_{k=1..n} (re_k + i im_k) z^k, z = c + i s, by Horner's rule (re_k, im_k in columns
+    // re0 + k, im0 + k; im_k negated with NEG).
+    template <bool NEG, class V, class L>
+    static OA_INLINE V horner_re(V c, V s, const L& a, i64 pos, int n, int re0, int im0) {
+        V pr = a.param(re0 + n, pos), pi = NEG ? -a.param(im0 + n, pos) : a.param(im0 + n, pos);
+#pragma GCC unroll 16
+        for (int k = n - 1; k >= 1; --k) {
+            const V re = (c * pr + a.param(re0 + k, pos)) - s * pi;
+            const V im = NEG ? (s * pr - a.param(im0 + k, pos)) + c * pi : (s * pr + a.param(im0 + k, pos)) + c * pi;
+            pr = re, pi = im;
+        }
+        return c * pr - s * pi;
+    }
 
     // Prepared forward row: any frequencies [b, a_k = c_k/k!, w_k, phi_k]; harmonic ones
-    // [b, A_k = a_k cos phi_k, w_k, B_k = a_k sin phi_k], so that F = b + sum_k A_k cos k theta + B_k sin k theta
-    // and F' = sum_k w_k (B_k cos k theta - A_k sin k theta).
-    template <class L> static inline V forward_sums(V x, const L& a, i64 pos, int n, int p, bool harm, V* d) {
-        V y = a.param(0, pos), dd = V{};
+    // [b, A_k, w_k, B_k] and F''s coefficients w_k B_k, w_k A_k in the extra columns.
+    template <class V, class L> static OA_INLINE V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
         if (harm) {
-            const V w1 = a.param(n + 1, pos);
             V s1, c1;
-            sincos_v<true>(w1 * x, s1, c1);
-            V C[M + 1], S[M + 1];
-            harmonics(c1, s1, n, C, S);
-            V ys = V{}, ds = V{};  // the sine terms' sums: two short chains of FMAs, not one long one
-#pragma GCC unroll 16
-            for (int k = 1; k <= n; ++k) {
-                const V A = a.param(k, pos), B = a.param(2 * n + k, pos);
-                y += A * C[k];
-                ys += B * S[k];
-                if (d) dd += T(k) * (B * C[k]);
-                if (d) ds += T(k) * (A * S[k]);
-            }
-            if (d) *d = w1 * (dd - ds);
-            return y + ys;
+            sincos_v<true>(x * a.param(n + 1, pos), s1, c1);
+            if (d) *d = horner_re<false>(c1, s1, a, pos, n, own(n), own(n) + n);
+            return a.param(0, pos) + horner_re<true>(c1, s1, a, pos, n, 0, 2 * n);
         }
+        return learned_forward(x, a, pos, n, d);
+    }
+    // Any frequencies: one sin/cos per harmonic. (Packs only reach this through pack_forward's
+    // choice being overridden: a pack's registers then go one after another, out of line.)
+    template <class V, class L> static OA_INLINE V learned_forward(V x, const L& a, i64 pos, int n, V* d) {
+        if constexpr (VecTraits<V>::IS_PACK) return learned_forward_each(x, a, pos, n, d);
+        V y = a.param(0, pos), dd = V{};
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
             const V amp = a.param(k, pos), w = a.param(n + k, pos);
             V s, c;
             if constexpr (HALF_TURNS) {
-                const V u = vfma(a.param(p + k, pos), x, -a.param(p + n + k, pos));
+                const V u = vfma(V(a.param(own(n) + k, pos)), x, V(-a.param(own(n) + n + k, pos)));
                 if (d) sincospi_v<true>(u, s, c);
                 else sincospi_v<false>(u, s, c);
             } else {
-                const V z = vfma(w, x, -a.param(2 * n + k, pos));
+                const V z = vfma(w, x, V(-a.param(2 * n + k, pos)));
                 if (d) sincos_v<true>(z, s, c);
                 else sincos_v<false>(z, s, c);
             }
@@ -101,14 +121,20 @@ template <typename T, int N> struct FourierF {
         if (d) *d = dd;
         return y;
     }
+    template <class V, class L> __attribute__((noinline)) static V learned_forward_each(V x, const L& a, i64 pos, int n, V* d) {
+        V y;
+        for (int u = 0; u < registers<V>; ++u) y.v[u] = learned_forward(x.v[u], a, pos, n, d ? &d->v[u] : nullptr);
+        return y;
+    }
     // The same sums lane by lane in float64 (rounded once at the end); the harmonic row's A_k, B_k
     // take the unshifted angle w_k x.
-    template <class L> __attribute__((noinline, cold)) static V forward_libm(V x, const L& a, i64 pos, int n, bool harm, V* d) {
+    template <class V, class L>
+    __attribute__((noinline, cold)) static V forward_libm(V x, const L& a, i64 pos, int n, bool harm, V* d) {
         V y, dd;
-        for (int l = 0; l < VT<T>::W; ++l) {
-            double out = a.param(0, pos)[l], dout = 0.0;
+        for (int l = 0; l < lanes<V>; ++l) {
+            double out = V(a.param(0, pos))[l], dout = 0.0;
             for (int k = 1; k <= n; ++k) {
-                const double amp = a.param(k, pos)[l], w = a.param(n + k, pos)[l], phi = a.param(2 * n + k, pos)[l];
+                const double amp = V(a.param(k, pos))[l], w = V(a.param(n + k, pos))[l], phi = V(a.param(2 * n + k, pos))[l];
                 const double z = w * double(x[l]) - (harm ? 0.0 : phi), cz = std::cos(z), sz = std::sin(z);
                 out += harm ? amp * cz + phi * sz : amp * cz;
                 dout += harm ? w * (phi * cz - amp * sz) : -amp * w * sz;
@@ -119,138 +145,185 @@ template <typename T, int N> struct FourierF {
         if (d) *d = dd;
         return y;
     }
-    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int p, T aux) {
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T aux) {
         const int n = N > 0 ? N : n_rt;
-        return safe(x, aux) ? forward_sums(x, a, pos, n, p, harmonic(aux), nullptr)
-                            : forward_libm(x, a, pos, n, harmonic(aux), nullptr);
+        return safe(x, aux) ? forward_sums(x, a, pos, n, harmonic(aux), static_cast<V*>(nullptr))
+                            : forward_libm(x, a, pos, n, harmonic(aux), static_cast<V*>(nullptr));
     }
     // F and F' (the linear extension).
-    template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int n_rt, int p, T aux, V& d) {
+    template <class V, class L> static OA_INLINE V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T aux, V& d) {
         const int n = N > 0 ? N : n_rt;
-        return safe(x, aux) ? forward_sums(x, a, pos, n, p, harmonic(aux), &d)
+        return safe(x, aux) ? forward_sums(x, a, pos, n, harmonic(aux), &d)
                             : forward_libm(x, a, pos, n, harmonic(aux), &d);
     }
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
-    template <bool EXT, class L>
-    static inline void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V gx, V t, V aw, V w, V s, V c, V& d) {
+    template <bool EXT, class V, class L>
+    static OA_INLINE void harmonic_grads(L& a, i64 pos, int n, int k, bool want_w, V x, V g, V gx, V t, V aw, V w,
+                                         V s, V c, V& d) {
         d -= aw * s;
         if (EXT) {
             const V gs = g * s, gt = g * t, wc = w * c;
             a.acc(k, pos, g * c - gt * w * s);
-            a.acc(n + k, pos, gs * x + gt * (s + x * wc));
+            if (want_w) a.acc(n + k, pos, gs * x + gt * (s + x * wc));
             a.acc(2 * n + k, pos, gs + gt * wc);
         } else {  // one FMA each (gx = g x once per element)
             a.acc(k, pos, g * c);
-            a.acc(n + k, pos, gx * s);
+            if (want_w) a.acc(n + k, pos, gx * s);
             a.acc(2 * n + k, pos, g * s);
         }
     }
-    // The harmonic backward's sums, from cos k theta = ck and sin k theta = sk: the cosine and phase
-    // sums stay unrotated, G_c = sum g ck and G_s = sum g sk (finish_backward rotates them by phi_k:
-    // S_c = cos phi G_c + sin phi G_s, S_phi = cos phi G_s - sin phi G_c), so only sin z_k is formed.
-    // With EXT the two sums' terms are rotated back by -phi_k here instead.
-    template <bool EXT, class L>
-    static inline void harmonic_sums(L& a, i64 pos, int n, int k, V x, V g, V gx, V t, V aw, V w, V cp, V sp, V ck,
-                                     V sk, V& d) {
-        const V s = sk * cp - ck * sp;  // sin z_k
+    // The linear extension's harmonic sums, from cos k theta = ck and sin k theta = sk: the cosine and
+    // phase sums' terms are rotated back by -phi_k here (finish_backward rotates every row's).
+    template <class V, class L>
+    static OA_INLINE void harmonic_ext_sums(L& a, i64 pos, int n, int k, bool want_w, V x, V g, V t, V aw, V w, V cp,
+                                            V sp, V ck, V sk, V& d) {
+        const V s = sk * cp - ck * sp, c = ck * cp + sk * sp;  // sin z_k, cos z_k
         d -= aw * s;
-        if (EXT) {
-            const V c = ck * cp + sk * sp, gt = g * t, wc = w * c;
-            const V dc = g * c - gt * w * s, ds = g * s + gt * wc;
-            a.acc(k, pos, cp * dc - sp * ds);
-            a.acc(n + k, pos, gx * s + gt * (s + x * wc));
-            a.acc(2 * n + k, pos, sp * dc + cp * ds);
-        } else {
-            a.acc(k, pos, g * ck);
-            a.acc(n + k, pos, gx * s);
-            a.acc(2 * n + k, pos, g * sk);
-        }
+        const V gt = g * t, wc = w * c;
+        const V dc = g * c - gt * w * s, ds = g * s + gt * wc;
+        a.acc(k, pos, cp * dc - sp * ds);
+        if (want_w) a.acc(n + k, pos, g * x * s + gt * (s + x * wc));
+        a.acc(2 * n + k, pos, sp * dc + cp * ds);
     }
-    // Prepared backward row: any frequencies [-, aw_k = c_k/k! w_k, w_k, phi_k]; harmonic ones
-    // [w_1, aw_k, cos phi_k, sin phi_k] (w_k = fl(k w_1), as stored).
-    template <bool EXT, bool FAST, class L>
-    static inline V backward_sums(V x, V g, L& a, i64 pos, int n, int p, bool harm, V t) {
+    // g F'(x) and the harmonic rows' plain sums by the recurrence p_k = g z^k (see the top of the file).
+    template <bool WANT_W, class V, class L> static OA_INLINE V harmonic_backward(V x, V g, L& a, i64 pos, int n) {
+        const int e0 = own(n);  // e_k in column e0 + k, f_k in e0 + n + k
+        V s1, c1;
+        sincos_v<true>(x * a.param(0, pos), s1, c1);
+        V pr = g * c1, pi = g * s1, dx = V{};  // p_1 = g z
+#pragma GCC unroll 16
+        for (int k = 1; k <= n; ++k) {
+            if (k > 1) {  // p_k = p_{k-1} z
+                const V re = pr * c1 - pi * s1;
+                pi = pr * s1 + pi * c1;
+                pr = re;
+            }
+            a.acc(k, pos, pr);
+            a.acc(2 * n + k, pos, pi);
+            dx += a.param(e0 + k, pos) * pr + a.param(e0 + n + k, pos) * pi;
+            if (WANT_W) a.acc(n + k, pos, x * (a.param(n + k, pos) * pi - a.param(2 * n + k, pos) * pr));
+        }
+        return dx;
+    }
+    // g F'(x) and the sums. Prepared backward row: any frequencies [-, aw_k = c_k/k! w_k, w_k, phi_k];
+    // harmonic ones [w_1, aw_k, cos phi_k, sin phi_k] (w_k = fl(k w_1), as stored) and e_k, f_k in the
+    // extra columns.
+    template <bool EXT, bool FAST, class V, class L>
+    static OA_INLINE V backward_sums(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
+        const bool want_w = !(a.skip & (1u << FREQUENCIES));
+        if (harm && FAST && !EXT)
+            return want_w ? harmonic_backward<true>(x, g, a, pos, n) : harmonic_backward<false>(x, g, a, pos, n);
         V d = V{};
-        const V gx = g * x;
         if (harm) {
             const V w1 = a.param(0, pos);
-            V s1{}, c1{};
-            if (FAST) sincos_v<true>(w1 * x, s1, c1);
             V C[M + 1], S[M + 1];
-            if (FAST) harmonics(c1, s1, n, C, S);
+            if (FAST) {
+                V s1, c1;
+                sincos_v<true>(w1 * x, s1, c1);
+                harmonics(c1, s1, n, C, S);
+            }
 #pragma GCC unroll 16
             for (int k = 1; k <= n; ++k) {
                 const V wk = T(k) * w1;
                 if (!FAST) {
-                    for (int l = 0; l < VT<T>::W; ++l) {
+                    for (int l = 0; l < lanes<V>; ++l) {
                         const double z = double(wk[l]) * double(x[l]);
                         C[k][l] = T(std::cos(z));
                         S[k][l] = T(std::sin(z));
                     }
                 }
-                harmonic_sums<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), wk, a.param(n + k, pos),
-                                   a.param(2 * n + k, pos), C[k], S[k], d);
+                if (EXT) {
+                    harmonic_ext_sums(a, pos, n, k, want_w, x, g, t, V(a.param(k, pos)), wk, V(a.param(n + k, pos)),
+                                      V(a.param(2 * n + k, pos)), C[k], S[k], d);
+                } else {  // the plain sums of the fast path above, from the powers
+                    const V cp = a.param(n + k, pos), sp = a.param(2 * n + k, pos), s = S[k] * cp - C[k] * sp;
+                    d -= a.param(k, pos) * s;
+                    a.acc(k, pos, g * C[k]);
+                    if (want_w) a.acc(n + k, pos, g * x * s);
+                    a.acc(2 * n + k, pos, g * S[k]);
+                }
             }
             return g * d;
         }
+        return learned_backward<EXT, FAST>(x, g, a, pos, n, want_w, t);
+    }
+    // Any frequencies (a pack's registers one after another, out of line, as learned_forward's).
+    template <bool EXT, bool FAST, class V, class L>
+    static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, bool want_w, V t) {
+        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST>(x, g, a, pos, n, want_w, t);
+        V d = V{};
+        const V gx = g * x;
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
             const V w = a.param(n + k, pos), phi = a.param(2 * n + k, pos);
             V s, c;
             if constexpr (FAST && HALF_TURNS) {
-                sincospi_v<true>(vfma(a.param(p + k, pos), x, -a.param(p + n + k, pos)), s, c);
+                sincospi_v<true>(vfma(V(a.param(own(n) + k, pos)), x, V(-a.param(own(n) + n + k, pos))), s, c);
             } else if constexpr (FAST) {
                 sincos_v<true>(vfma(w, x, -phi), s, c);
             } else {
-                for (int l = 0; l < VT<T>::W; ++l) {
+                for (int l = 0; l < lanes<V>; ++l) {
                     const double z = double(w[l]) * x[l] - phi[l];
                     s[l] = T(std::sin(z));
                     c[l] = T(std::cos(z));
                 }
             }
-            harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, a.param(k, pos), w, s, c, d);
+            harmonic_grads<EXT>(a, pos, n, k, want_w, x, g, gx, t, V(a.param(k, pos)), w, s, c, d);
         }
         return g * d;
     }
-    template <bool EXT, class L>
-    __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, int p, bool harm, V t) {
-        return backward_sums<EXT, false>(x, g, a, pos, n, p, harm, t);
+    template <bool EXT, bool FAST, class V, class L>
+    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, bool want_w, V t) {
+        V dx;
+        for (int u = 0; u < registers<V>; ++u) dx.v[u] = learned_backward<EXT, FAST>(x.v[u], g.v[u], a, pos, n, want_w, t.v[u]);
+        return dx;
     }
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int p, T aux, V t) {
+    template <bool EXT, class V, class L>
+    __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
+        return backward_sums<EXT, false>(x, g, a, pos, n, harm, t);
+    }
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V t) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
-        return safe(x, aux) ? backward_sums<EXT, true>(x, g, a, pos, n, p, harmonic(aux), t)
-                            : backward_libm<EXT>(x, g, a, pos, n, p, harmonic(aux), t);
+        return safe(x, aux) ? backward_sums<EXT, true>(x, g, a, pos, n, harmonic(aux), t)
+                            : backward_libm<EXT>(x, g, a, pos, n, harmonic(aux), t);
     }
 
-    // w'_k = w_k / pi and phi'_k = phi_k / pi in columns p + k and p + n + k (HALF_TURNS).
-    static void prepare_half_turns(const T* raw, T* out, int n, int p) {
-        if constexpr (HALF_TURNS)
-            for (int k = 1; k <= n; ++k) {
-                out[p + k] = T(double(raw[n + k]) / M_PI);
-                out[p + n + k] = T(double(raw[2 * n + k]) / M_PI);
-            }
-    }
     static void prepare_forward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
-        prepare_half_turns(raw, out, n, p);
         for (int k = 1; k <= n; ++k) {
-            const double amp = double(raw[k]) * inv_factorial<double>(k), phi = raw[2 * n + k];
-            out[k] = T(harmonic(aux) ? amp * std::cos(phi) : amp);
-            if (harmonic(aux)) out[2 * n + k] = T(amp * std::sin(phi));
+            const double amp = double(raw[k]) * inv_factorial<double>(k), w = raw[n + k], phi = raw[2 * n + k];
+            if (harmonic(aux)) {
+                const double A = amp * std::cos(phi), B = amp * std::sin(phi);
+                out[k] = T(A);
+                out[2 * n + k] = T(B);
+                out[p + k] = T(w * B);
+                out[p + n + k] = T(w * A);
+            } else {
+                out[k] = T(amp);
+                if (HALF_TURNS) {  // w'_k = w_k / pi and phi'_k = phi_k / pi
+                    out[p + k] = T(w / M_PI);
+                    out[p + n + k] = T(phi / M_PI);
+                }
+            }
         }
     }
     static void prepare_backward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
-        prepare_half_turns(raw, out, n, p);
         if (harmonic(aux)) out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
         for (int k = 1; k <= n; ++k) {
-            out[k] = T(double(raw[k]) * inv_factorial<double>(k) * double(raw[n + k]));
-            if (!harmonic(aux)) continue;
-            const double phi = raw[2 * n + k];
-            out[n + k] = T(std::cos(phi));
-            out[2 * n + k] = T(std::sin(phi));
+            const double aw = double(raw[k]) * inv_factorial<double>(k) * double(raw[n + k]), phi = raw[2 * n + k];
+            out[k] = T(aw);
+            if (harmonic(aux)) {
+                out[n + k] = T(std::cos(phi));
+                out[2 * n + k] = T(std::sin(phi));
+                out[p + k] = T(aw * std::sin(phi));    // e_k = w_k B_k
+                out[p + n + k] = T(-aw * std::cos(phi));  // f_k = -w_k A_k
+            } else if (HALF_TURNS) {
+                out[p + k] = T(double(raw[n + k]) / M_PI);
+                out[p + n + k] = T(phi / M_PI);
+            }
         }
     }
     // The sums' per-group factors (see the top of the file), on the raw row.

@@ -5,12 +5,11 @@
 #include "common.h"
 
 template <typename T, int N> struct HermiteF {
-    typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? N + 1 : MAX_P;
     static constexpr bool HAS_DERIVATIVE = true;
     // Forward evaluates the series by Horner's rule on its monomial coefficients (prepared per
     // group in float64 by the exact recurrence on coefficient vectors): n FMAs per element.
-    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt;
         V y = a.param(n, pos);
 #pragma GCC unroll 16
@@ -18,7 +17,7 @@ template <typename T, int N> struct HermiteF {
         return y;
     }
     // F and F' together by Horner's rule on the monomial coefficients (the linear extension).
-    template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T, V& d) {
+    template <class V, class L> static OA_INLINE V fwd_d(V x, const L& a, i64 pos, int n_rt, int, T, V& d) {
         const int n = N > 0 ? N : n_rt;
         V y = a.param(n, pos);
         d = V{};
@@ -29,7 +28,7 @@ template <typename T, int N> struct HermiteF {
         }
         return y;
     }
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V t) {
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V t) {
         const int n = N > 0 ? N : n_rt;
         V hp = splat<V>(T(1)), hc = x, d = a.param(1, pos);
         a.acc(0, pos, g);

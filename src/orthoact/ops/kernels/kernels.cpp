@@ -37,7 +37,7 @@ static inline int omp_get_thread_num() { return 0; }
 static inline int omp_get_num_threads() { return 1; }
 #endif
 
-#define OA_ABI_VERSION 5
+#define OA_ABI_VERSION 6
 
 static constexpr i64 MIN_PARALLEL = 65536;  // below this, threads cost more than they save
 static constexpr i64 MIN_RUN = 256;         // shorter runs of one group use the rows layout
@@ -55,12 +55,11 @@ static inline void thread_range(i64 N, int t, int nt, i64& lo, i64& hi) {
     hi = std::min(N, lo + per);
 }
 
-// Apply `body(xv, gv, pos)` to [begin, end) in vectors; the tail is zero-padded (a zero dy adds
-// nothing to any gradient) and only its valid lanes are written back.
-template <typename T, class Body>
-static inline void for_vectors(const T* x, const T* g, T* out, i64 begin, i64 end, i64 pos0, Body body) {
-    typedef typename VT<T>::V V;
-    constexpr int W = VT<T>::W;
+// Apply `body(xv, gv, pos)` to [begin, end) in vectors of type V (a register or a pack); the tail is
+// zero-padded (a zero dy adds nothing to any gradient) and only its valid lanes are written back.
+template <typename T, class V, class Body>
+static OA_INLINE void for_vectors(const T* x, const T* g, T* out, i64 begin, i64 end, i64 pos0, Body body) {
+    constexpr int W = lanes<V>;
     i64 i = begin;
     for (; i + W <= end; i += W) {
         const V r = body(load<V>(x + i), g ? load<V>(g + i) : V{}, pos0 + (i - begin));
@@ -77,18 +76,15 @@ static inline void for_vectors(const T* x, const T* g, T* out, i64 begin, i64 en
 }
 
 // The value the family sees: x, or limit * tanh(x / 2) with the clamp (its tanh kept in s).
-template <typename T, class L>
-static inline typename VT<T>::V mapped_input(typename VT<T>::V x, const L& a, i64 pos, int p, const InputMap<T>& m,
-                                             typename VT<T>::V& s) {
+template <typename T, class V, class L>
+static OA_INLINE V mapped_input(V x, const L& a, i64 pos, int p, const InputMap<T>& m, V& s) {
     if (!m.clamp) return x;
     s = tanh_half(x);
-    return a.param(p, pos) * s;
+    return V(a.param(p, pos)) * s;
 }
 
-template <typename T, class F, bool INF_NAN, bool MAPPED, class L>
-static inline typename VT<T>::V forward_element(typename VT<T>::V x, const L& a, i64 pos, int n, int p, T aux,
-                                                const InputMap<T>& m) {
-    typedef typename VT<T>::V V;
+template <typename T, class F, bool INF_NAN, bool MAPPED, class V, class L>
+static OA_INLINE V forward_element(V x, const L& a, i64 pos, int n, int p, T aux, const InputMap<T>& m) {
     V y;
     if (!MAPPED) {
         y = F::fwd(x, a, pos, n, p, aux);
@@ -107,13 +103,12 @@ static inline typename VT<T>::V forward_element(typename VT<T>::V x, const L& a,
         }
     }
     if (INF_NAN) return y + x * T(0);  // one FMA: NaN where x is NaN or +-inf (0 * inf), y elsewhere
-    return x == x ? y : x;             // NaN in, NaN out
+    return select(x == x, y, x);       // NaN in, NaN out
 }
 
 // The non-finite rules of a backward on the input gradient dx the family computed (see the top).
-template <typename T, bool INF_NAN, class L>
-static inline typename VT<T>::V nonfinite_backward(typename VT<T>::V x, typename VT<T>::V dx, L& a, i64 pos) {
-    typedef typename VT<T>::V V;
+template <typename T, bool INF_NAN, class V, class L>
+static OA_INLINE V nonfinite_backward(V x, V dx, L& a, i64 pos) {
     if (INF_NAN) {
         const V z = x * T(0);  // 0 for finite x (no -ffast-math: not folded), NaN otherwise
         a.mark(pos, z != T(0));
@@ -121,13 +116,11 @@ static inline typename VT<T>::V nonfinite_backward(typename VT<T>::V x, typename
     }
     const auto nan = x != x;
     a.mark(pos, nan);
-    return nan ? x : dx;
+    return select(nan, x, dx);
 }
 
-template <typename T, class F, bool INF_NAN, bool MAPPED, class L>
-static inline typename VT<T>::V backward_element(typename VT<T>::V x, typename VT<T>::V g, L& a, i64 pos, int n,
-                                                 int p, T aux, const InputMap<T>& m) {
-    typedef typename VT<T>::V V;
+template <typename T, class F, bool INF_NAN, bool MAPPED, class V, class L>
+static OA_INLINE V backward_element(V x, V g, L& a, i64 pos, int n, int p, T aux, const InputMap<T>& m) {
     V dx;
     if (!MAPPED) {
         dx = F::template bwd<false>(x, g, a, pos, n, p, aux, V{});
@@ -148,7 +141,7 @@ static inline typename VT<T>::V backward_element(typename VT<T>::V x, typename V
         if (!done) du = F::template bwd<false>(u, g, a, pos, n, p, aux, V{});
         if (m.clamp) {  // u = limit s, s = tanh(x / 2): du/dlimit = s, du/dx = limit (1 - s^2) / 2
             a.acc(p, pos, du * s);
-            dx = du * (a.param(p, pos) * T(0.5) * (T(1) - s * s));
+            dx = du * (V(a.param(p, pos)) * T(0.5) * (T(1) - s * s));
         } else {
             dx = du;
         }
@@ -175,12 +168,28 @@ template <typename T> struct Prepared {
     const T* row(i64 group) const { return rows.data() + group * width; }
 };
 
+// Registers per step of the runs layout's float32 loops without an input map (see simd.h for why): a
+// family declaring PACK > 1 says per call, from its aux, whether this call's rows gain from it
+// (pack_forward / pack_backward: PACK or 1). Only 32-byte builds pack: with AVX-512's 32 registers
+// and the larger out-of-order window of the CPUs that have it, two interleaved vectors measured
+// 0.95-1.03x (AMD Zen 5), and every pack is one more copy of the loops to compile.
+template <class F, class = void> struct Packing {
+    static constexpr int MAX = 1;
+    template <typename T> static int forward(T) { return 1; }
+    template <typename T> static int backward(T) { return 1; }
+};
+template <class F> struct Packing<F, std::void_t<decltype(F::PACK)>> {
+    static constexpr int MAX = OA_VBYTES == 32 ? F::PACK : 1;
+    template <typename T> static int forward(T aux) { return MAX > 1 ? F::pack_forward(aux) : 1; }
+    template <typename T> static int backward(T aux) { return MAX > 1 ? F::pack_backward(aux) : 1; }
+};
+
 // Flush a group's lane accumulators into its float64 sums; NaN when a marked input was seen.
 template <typename T, int P>
 static inline void flush_runs(Blocked<T, P>& a, double* acc, int p) {
     const bool bad = any_set(a.bad);
     for (int k = 0; k < p; ++k) {
-        acc[k] += bad ? double(NAN) : double(lane_sum<T>(a.S[k]));
+        acc[k] += bad ? double(NAN) : double(lane_sum(a.S[k]));
         a.S[k] = typename VT<T>::V{};
     }
     a.bad = typename VT<T>::I{};
@@ -195,7 +204,7 @@ template <typename T> static std::vector<T> expand_rows(const T* params, i64 G, 
     return out;
 }
 
-template <typename T, class F, bool INF_NAN, bool MAPPED>
+template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1>
 static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Prepared<T>& prep, int n, int P, T aux,
                          const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;  // the family's own columns
@@ -208,7 +217,7 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             a.set(prep.row(block % G), prep.width);
-            for_vectors<T>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos) {
+            for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos) OA_INLINE_LAMBDA {
                 return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
             });
             i = end;
@@ -216,9 +225,10 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
     }
 }
 
-template <typename T, class F, bool INF_NAN, bool MAPPED>
+template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1>
 static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads,
+                          unsigned skip) {
     const int pf = P - m.clamp;
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * G * P : 0, 0.0);
@@ -229,6 +239,7 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         thread_range(N, t, omp_get_num_threads(), lo, hi);
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
         Blocked<T, F::P + 1 + Extra<F>::MAX> a;
+        a.skip = skip;
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
@@ -236,7 +247,7 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(prep.row(group), prep.width);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
-                for_vectors<T>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) {
+                for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos) OA_INLINE_LAMBDA {
                     return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
                 });
                 if (acc) flush_runs(a, acc + group * P, P);
@@ -259,8 +270,8 @@ static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
     const std::vector<T> expanded = expand_rows(prep.rows.data(), G, prep.width, block_len, Rp);
 #pragma omp parallel for num_threads(thread_count(N, nthreads)) schedule(static)
     for (i64 r = 0; r < rows; ++r) {
-        const RowsLayout<T> a{expanded.data(), nullptr, Rp, nullptr};
-        for_vectors<T>(x, nullptr, y, r * R, (r + 1) * R, 0, [&](auto xv, auto, i64 pos) {
+        const RowsLayout<T> a{expanded.data(), nullptr, Rp, nullptr, 0};
+        for_vectors<T, typename VT<T>::V>(x, nullptr, y, r * R, (r + 1) * R, 0, [&](auto xv, auto, i64 pos) OA_INLINE_LAMBDA {
             return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
         });
     }
@@ -268,7 +279,8 @@ static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
 
 template <typename T, class F, bool INF_NAN, bool MAPPED>
 static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads) {
+                          const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads,
+                          unsigned skip) {
     const int pf = P - m.clamp;
     constexpr int W = VT<T>::W;
     const i64 R = G * block_len, Rp = (R + W - 1) / W * W, rows = N / R;
@@ -282,10 +294,10 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
         std::vector<T> racc((size_t)P * Rp, T(0));
         std::vector<typename VT<T>::I> bad((size_t)(Rp / W));
         double* acc = dparams ? partial.data() + (size_t)t * P * Rp : nullptr;
-        RowsLayout<T> a{expanded.data(), racc.data(), Rp, bad.data()};
+        RowsLayout<T> a{expanded.data(), racc.data(), Rp, bad.data(), skip};
         const i64 flush_rows = std::max<i64>(1, FLUSH / R);
         for (i64 r = lo; r < hi; ++r) {
-            for_vectors<T>(x, g, dx, r * R, (r + 1) * R, 0, [&](auto xv, auto gv, i64 pos) {
+            for_vectors<T, typename VT<T>::V>(x, g, dx, r * R, (r + 1) * R, 0, [&](auto xv, auto gv, i64 pos) OA_INLINE_LAMBDA {
                 return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
             });
             if (acc && ((r - lo + 1) % flush_rows == 0 || r + 1 == hi)) {
@@ -331,7 +343,10 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
     const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m);
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
+        constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
         if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else if (PACK > 1 && Packing<F<T, N>>::forward(aux) > 1)
+            forward_runs<T, F<T, N>, INF_NAN, false, PACK>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
         else forward_runs<T, F<T, N>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
     } else {
         if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
@@ -345,16 +360,19 @@ template <class F> struct HasFinish<F, std::void_t<decltype(&F::finish_backward)
 
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
-                         const T* raw, int n, int P, const InputMap<T>& m, int nthreads) {
+                         const T* raw, int n, int P, const InputMap<T>& m, int nthreads, unsigned skip) {
     const T aux = F<T, N>::aux(raw, G, P, n);
     const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
     const bool mapped = m.clamp || m.domain;
     if (G == 1 || block_len >= MIN_RUN) {
-        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
-        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
+        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        else if (PACK > 1 && Packing<F<T, N>>::backward(aux) > 1)
+            backward_runs<T, F<T, N>, INF_NAN, false, PACK>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
     } else {
-        if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
-        else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
     }
     if constexpr (HasFinish<F<T, N>>::value)
         if (dparams)
@@ -385,13 +403,13 @@ static void forward_family(const T* x, T* y, i64 N, i64 block_len, i64 G, const 
 
 template <typename T, template <typename, int> class F, bool INF_NAN>
 static void backward_family(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
-                            const T* params, int n, int P, const InputMap<T>& m, int nthreads) {
+                            const T* params, int n, int P, const InputMap<T>& m, int nthreads, unsigned skip) {
     if (std::is_same<T, float>::value) {
-#define OA_CALL(D) run_backward<T, F, INF_NAN, D>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads)
+#define OA_CALL(D) run_backward<T, F, INF_NAN, D>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads, skip)
         OA_DEGREE_CASES
 #undef OA_CALL
     } else {
-        run_backward<T, F, INF_NAN, 0>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads);
+        run_backward<T, F, INF_NAN, 0>(x, g, dx, dparams, N, block_len, G, params, n, P, m, nthreads, skip);
     }
 }
 
@@ -418,10 +436,10 @@ static int forward(int code, const T* x, T* y, i64 N, i64 block_len, i64 G, cons
 
 template <typename T>
 static int backward(int code, const T* x, const T* g, T* dx, double* dp, i64 N, i64 block_len, i64 G,
-                    const T* params, int n, int P, const InputMap<T>& m, int nt) {
+                    const T* params, int n, int P, const InputMap<T>& m, int nt, unsigned skip) {
     switch (code) {
 #define OA_CASE(CODE, F, INF_NAN) \
-    case CODE: backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, m, nt); return 0;
+    case CODE: backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, m, nt, skip); return 0;
         OA_FAMILIES(OA_CASE)
 #undef OA_CASE
     }
@@ -451,16 +469,18 @@ int oa_forward(int code, int dtype, const void* x, void* y, i64 N, i64 block_len
 }
 
 // dx may be null (no input gradient), dparams may be null (no parameter gradient); dparams is a
-// (G, P) float64 array.
+// (G, P) float64 array. skip: bit j set when the j-th parameter tensor (in the declaration's order)
+// needs no gradient: a family may leave its columns of dparams unset (e.g. Fourier's fixed frequencies).
 int oa_backward(int code, int dtype, const void* x, const void* g, void* dx, double* dparams, i64 N, i64 block_len,
-                i64 G, const void* params, int degree, int P, int nthreads, int flags, double lo, double hi) {
+                i64 G, const void* params, int degree, int P, int nthreads, int flags, double lo, double hi,
+                unsigned skip) {
     if (degree < 1 || degree > MAX_DEGREE || P < 1 || P > MAX_P) return 3;
     if (dtype == 0)
         return backward<float>(code, (const float*)x, (const float*)g, (float*)dx, dparams, N, block_len, G,
-                               (const float*)params, degree, P, input_map<float>(flags, lo, hi), nthreads);
+                               (const float*)params, degree, P, input_map<float>(flags, lo, hi), nthreads, skip);
     if (dtype == 1)
         return backward<double>(code, (const double*)x, (const double*)g, (double*)dx, dparams, N, block_len, G,
-                                (const double*)params, degree, P, input_map<double>(flags, lo, hi), nthreads);
+                                (const double*)params, degree, P, input_map<double>(flags, lo, hi), nthreads, skip);
     return 2;
 }
 }

@@ -17,21 +17,20 @@
 #include "common.h"
 
 template <typename T, int N, int VERSION> struct RationalF {
-    typedef typename VT<T>::V V;
     static constexpr int P = MAX_P;
     static constexpr bool HAS_DERIVATIVE = true;
 
     // The kernels specialise on the numerator degree N; the common m/(m-1) shapes (PAU's and KAT's
     // 5/4) also get the denominator degree at compile time, so every loop unrolls.
-    template <class L> static inline V fwd(V x, const L& a, i64 pos, int m_rt, int p, T aux) {
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int m_rt, int p, T aux) {
         if (N > 1 && p == 2 * N) return fwd_impl<(N > 1 ? N - 1 : 1)>(x, a, pos, m_rt, p);
         return fwd_impl<0>(x, a, pos, m_rt, p);
     }
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int m_rt, int p, T aux, V t) {
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int m_rt, int p, T aux, V t) {
         if (N > 1 && p == 2 * N) return bwd_impl<(N > 1 ? N - 1 : 1), EXT>(x, g, a, pos, m_rt, p, t);
         return bwd_impl<0, EXT>(x, g, a, pos, m_rt, p, t);
     }
-    template <class L> static inline V fwd_d(V x, const L& a, i64 pos, int m_rt, int p, T aux, V& d) {
+    template <class V, class L> static OA_INLINE V fwd_d(V x, const L& a, i64 pos, int m_rt, int p, T aux, V& d) {
         V num, dnum, q, dq, s;
         if (N > 1 && p == 2 * N)
             terms<(N > 1 ? N - 1 : 1)>(x, a, pos, m_rt, p, num, dnum, q, dq, s);
@@ -42,7 +41,7 @@ template <typename T, int N, int VERSION> struct RationalF {
         return f;
     }
     // P and Q by Horner's rule: one FMA per coefficient (version A in |x| on the prepared |b_j|).
-    template <int D, class L> static inline V fwd_impl(V x, const L& a, i64 pos, int m_rt, int p) {
+    template <int D, class V, class L> static OA_INLINE V fwd_impl(V x, const L& a, i64 pos, int m_rt, int p) {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1;
         V num = a.param(m, pos);
 #pragma GCC unroll 16
@@ -56,8 +55,8 @@ template <typename T, int N, int VERSION> struct RationalF {
     }
 
     // P, P', Q, Q' and (version B) the sign of S at x.
-    template <int D, class L>
-    static inline void terms(V x, const L& a, i64 pos, int m_rt, int p, V& num, V& dnum, V& q, V& dq, V& s) {
+    template <int D, class V, class L>
+    static OA_INLINE void terms(V x, const L& a, i64 pos, int m_rt, int p, V& num, V& dnum, V& q, V& dq, V& s) {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
         const V u = VERSION == 0 ? vabs(x) : x;  // the denominator's variable
         V den = V{}, dden = V{}, xp = splat<V>(T(1)), up = xp;
@@ -84,7 +83,7 @@ template <typename T, int N, int VERSION> struct RationalF {
         dq = s * dden;
     }
 
-    template <int D, bool EXT, class L> static inline V bwd_impl(V x, V g, L& a, i64 pos, int m_rt, int p, V t) {
+    template <int D, bool EXT, class V, class L> static OA_INLINE V bwd_impl(V x, V g, L& a, i64 pos, int m_rt, int p, V t) {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
         V num, dnum, q, dq, s;
         terms<D>(x, a, pos, m_rt, p, num, dnum, q, dq, s);

@@ -6,33 +6,32 @@
 #include "common.h"
 
 template <typename T, int N> struct TropicalF {
-    typedef typename VT<T>::V V;
     static constexpr int P = N > 0 ? N + 1 : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
-    template <class L> static inline V argmax(V x, const L& a, i64 pos, int n, V& best) {
+    template <class V, class L> static OA_INLINE V argmax(V x, const L& a, i64 pos, int n, V& best) {
         best = a.param(0, pos);
         V arg = V{};
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
             const V v = T(k) * x + a.param(k, pos);
             const auto better = v > best;
-            best = better ? v : best;
-            arg = better ? splat<V>(T(k)) : arg;
+            best = select(better, v, best);
+            arg = select(better, splat<V>(T(k)), arg);
         }
         return arg;
     }
-    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T scale) {
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T scale) {
         V best;
         argmax(x, a, pos, N > 0 ? N : n_rt, best);
         return scale * best;
     }
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale, V) {
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale, V) {
         const int n = N > 0 ? N : n_rt;
         V best;
         const V arg = argmax(x, a, pos, n, best);
         const V gs = g * scale;
 #pragma GCC unroll 16
-        for (int k = 0; k <= n; ++k) a.acc(k, pos, arg == T(k) ? gs : V{});
+        for (int k = 0; k <= n; ++k) a.acc(k, pos, select(arg == T(k), gs, V{}));
         return gs * arg;
     }
     static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }

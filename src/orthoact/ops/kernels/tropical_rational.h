@@ -6,16 +6,20 @@
 #include "common.h"
 
 template <typename T, int N> struct TropicalRationalF {
-    typedef typename VT<T>::V V;
-    typedef typename VT<T>::I I;
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
     // max_k (s_k x + o_k), its first arg-max and the slope there. With one group's parameters in every
     // lane (runs layout) and the n + 1 slopes fitting one vector, the slope is one permute of them by
     // the arg-max, not a blend per piece.
+    // Two registers per backward step (simd.h): kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 1 thread,
+    // 4M float32: backward 0.87x; the forward gains nothing (1.00x).
+    static constexpr int PACK = 2;
+    static int pack_forward(T) { return 1; }
+    static int pack_backward(T) { return PACK; }
     template <class L> static constexpr bool lookup() { return N > 0 && N + 1 <= VT<T>::W && L::UNIFORM; }
-    template <class L>
-    static OA_INLINE void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, I& arg) {
+    template <class V, class L>
+    static OA_INLINE void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, Mask<V>& arg) {
+        typedef Mask<V> I;
         slope = a.param(s0, pos);
         best = slope * x + a.param(o0, pos);
         arg = I{};
@@ -24,20 +28,20 @@ template <typename T, int N> struct TropicalRationalF {
             const V s = a.param(s0 + k, pos);
             const V v = s * x + a.param(o0 + k, pos);
             const auto better = v > best;
-            best = better ? v : best;
-            if (!lookup<L>()) slope = better ? s : slope;
-            arg = better ? splat<I>(k) : arg;
+            best = select(better, v, best);
+            if (!lookup<L>()) slope = select(better, s, slope);
+            arg = select(better, splat<I>(k), arg);
         }
         if constexpr (lookup<L>()) {
-            V table{};
+            typename VT<T>::V table{};
             for (int k = 0; k <= n; ++k) table[k] = a.param(s0 + k, pos)[0];
-            slope = __builtin_shuffle(table, arg);
+            slope = permute(table, arg);
         }
     }
-    template <class L> static inline V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
         V num, den, s;
-        I i;
+        Mask<V> i;
         max_affine(x, a, pos, n, 0, m, num, s, i);
         max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
         return num - den;
@@ -47,10 +51,10 @@ template <typename T, int N> struct TropicalRationalF {
     // denominator's sums into two sweeps per chunk (12 accumulators live, not 24) was 5-25% slower on
     // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads, by the
     // machine's state), though an Intel Xeon had preferred it: one pass is the simpler code.
-    template <bool EXT, class L> static inline V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
         V best, num_slope, den_slope;
-        I arg;
+        Mask<V> arg;
         max_affine(x, a, pos, n, 0, m, best, num_slope, arg);
         arg_sums(a, pos, n, 0, arg, g, g * x);
         max_affine(x, a, pos, n, 2 * m, 3 * m, best, den_slope, arg);
@@ -60,7 +64,7 @@ template <typename T, int N> struct TropicalRationalF {
     }
     // The slope sums (columns s0..s0+n) and offset sums (the n + 1 after them) of one max: v x and v on
     // the lanes whose arg-max is k.
-    template <class L> static OA_INLINE void arg_sums(L& a, i64 pos, int n, int s0, I arg, V v, V vx) {
+    template <class V, class L> static OA_INLINE void arg_sums(L& a, i64 pos, int n, int s0, Mask<V> arg, V v, V vx) {
 #pragma GCC unroll 16
         for (int k = 0; k <= n; ++k) {
             const auto on = arg == k;

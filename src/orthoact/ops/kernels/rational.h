@@ -54,30 +54,27 @@ template <typename T, int N, int VERSION> struct RationalF {
         return num * vrecip(T(1) + (VERSION == 0 ? den : vabs(den)));
     }
 
-    // P, P', Q, Q' and (version B) the sign of S at x.
+    // P, P', Q, Q' and (version B) the sign of S at x, by Horner's rule (a value and its derivative:
+    // two FMAs per coefficient): P(x) and P'(x); S = u T(u) and S' = T + u T' with
+    // T = b_1 + b_2 u + ... + b_n u^(n-1) in the denominator's variable u (A: |x|, on the prepared |b_j|).
     template <int D, class V, class L>
     static OA_INLINE void terms(V x, const L& a, i64 pos, int m_rt, int p, V& num, V& dnum, V& q, V& dq, V& s) {
-        const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
+        const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1;
         const V u = VERSION == 0 ? vabs(x) : x;  // the denominator's variable
-        V den = V{}, dden = V{}, xp = splat<V>(T(1)), up = xp;
-        num = a.param(0, pos);
+        num = a.param(m, pos);
         dnum = V{};
 #pragma GCC unroll 16
-        for (int j = 1; j <= top; ++j) {
-            const V prev = xp, uprev = up;  // x^(j-1), u^(j-1)
-            xp *= x;
-            up = VERSION == 0 ? up * u : xp;
-            if (j <= m) {
-                const V aj = a.param(j, pos);
-                num += aj * xp;
-                dnum += (T(j) * aj) * prev;
-            }
-            if (j <= n) {
-                const V bj = a.param(m + j, pos);  // A: |b_j| (prepared)
-                den += bj * up;
-                dden += (T(j) * bj) * uprev;
-            }
+        for (int i = m - 1; i >= 0; --i) {
+            dnum = dnum * x + num;
+            num = num * x + a.param(i, pos);
         }
+        V t = a.param(m + n, pos), dt = V{};
+#pragma GCC unroll 16
+        for (int j = n - 1; j >= 1; --j) {
+            dt = dt * u + t;
+            t = t * u + a.param(m + j, pos);
+        }
+        const V den = u * t, dden = t + u * dt;  // S and dS/du
         s = VERSION == 0 ? vsgn(x) : vsgn(den);  // A: sgn(x) (Q' = sgn(x) dden);  B: sgn(S)
         q = T(1) + (VERSION == 0 ? den : vabs(den));
         dq = s * dden;

@@ -438,13 +438,46 @@ def test_fused_harmonic_fourier_matches_reference(learn, groups, shape, channel_
 
 @pytest.mark.parametrize("degree", [16, 64])
 def test_fused_harmonic_fourier_high_degrees_match_reference(degree):
-    """The harmonic rows' cos k theta, sin k theta come from a product tree of angle additions,
-    ceil(log2 k) deep: at the largest kernel degree the float32 values and gradients still match
-    the float64 reference."""
+    """The harmonic rows' forward is Horner's rule in z = e^{i theta} and the backward the recurrence
+    p_k = p_{k-1} z, n steps deep: at the largest kernel degree the float32 values and gradients
+    still match the float64 reference."""
     act = make("fourier", degree, groups=2, dtype=torch.float32, seed=7, learn_frequencies=False)
     torch.manual_seed(1)
     x = 4 * torch.randn(4, 4099)
     assert_matches_reference(act, x, grad=torch.randn_like(x), channel_dim=0, backend="fused")
+
+
+@pytest.mark.parametrize("harmonic", [True, False])
+def test_fused_fourier_skips_the_sums_of_fixed_frequencies(harmonic):
+    """Frequencies that need no gradient (learn_frequencies=False, or requires_grad off) are left out
+    of the backward's sums: the 'fixed' mask reaches the kernels eagerly and through the custom op,
+    and every other gradient is bit for bit the one computed with the frequencies' sums."""
+    act = _harmonic(1, torch.float32, 0.7) if harmonic else make("fourier", dtype=torch.float32, seed=3)
+    act.backend = "fused"
+    torch.manual_seed(0)
+    x, grad = 3 * torch.randn(4099), torch.randn(4099)
+    grads = {}
+    for learn in (True, False):
+        act.frequencies.requires_grad_(learn)
+        act.zero_grad()
+        act(x).backward(grad)
+        grads[learn] = {name: p.grad.clone() for name, p in act.named_parameters() if p.requires_grad}
+    assert set(grads[True]) - set(grads[False]) == {"frequencies"}
+    for name, g in grads[False].items():
+        assert torch.equal(g, grads[True][name]), name
+    # the custom op (what torch.compile sees): with the frequencies' bit set their columns stay 0
+    from orthoact.ops._common import kernel_code
+    from orthoact.ops.fused import fused_backward
+
+    sizes = [t.shape[1] for t in act.tensors()]
+    packed = torch.cat([t.detach() for t in act.tensors()], dim=1)
+    args = (kernel_code(act.spec, act.options), act.degree, sizes, x.numel(), 1, 0, [])
+    columns = slice(1 + act.degree, 1 + 2 * act.degree)
+    _, every = fused_backward(grad, x, packed, *args, 0, True, True)
+    _, fixed = fused_backward(grad, x, packed, *args, 1 << 2, True, True)
+    assert every[:, columns].abs().min() > 0 and not fixed[:, columns].any()
+    keep = [i for i in range(packed.shape[1]) if not columns.start <= i < columns.stop]
+    assert torch.equal(fixed[:, keep], every[:, keep])
 
 
 def test_fused_harmonic_fourier_gradcheck_and_large_arguments():

@@ -11,6 +11,12 @@ degrees), so they must agree on those and on the library ABI version.
     python benchmarks/kernel_ab.py fourier '{"degree": 5}' --base HEAD~1        # HEAD~1 (A) against the working tree (B)
     python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --base main --head HEAD
     python benchmarks/kernel_ab.py tropical_rational '{"degree": 5}' --base HEAD~2 --threads 1 --rounds 21
+    python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --kernel-only --threads 1
+
+``--kernel-only`` calls the libraries' ``oa_forward`` / ``oa_backward`` on preallocated buffers (the
+module's parameters packed as the fast path packs them, one group) instead of the module: no
+allocation, page faults or Python in the timed region, which makes a small difference visible
+sooner (those costs are the same for both versions and only add noise).
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from io import BytesIO
 from pathlib import Path
 
 import torch
 
 from orthoact.ops import _build
+from orthoact.ops._common import kernel_code, kernel_entry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cpu_activations import _quartiles, make, run_once  # noqa: E402  (its modules, timing and spread)
@@ -60,6 +68,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=16, help="alternating rounds (even: each version first as often)")
     parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
+    parser.add_argument("--kernel-only", action="store_true", help="time the kernels on preallocated buffers")
     args = parser.parse_args()
     if args.family not in _build.cpp_families():
         raise SystemExit(f"family {args.family!r}: expected one with C++ kernels, {', '.join(_build.cpp_families())}")
@@ -76,21 +85,23 @@ def main() -> int:
             builds[label] = info
         module = make("fused", args.family, kwargs)
         x0, dy = torch.randn(args.numel), torch.randn(args.numel)
+        step = kernel_step(module, x0, dy) if args.kernel_only else None
         previous = _build.swap(args.family, builds["A"])
         try:
             times = {label: [] for label in builds}
             for label in builds:  # warm-up
                 _build.swap(args.family, builds[label])
-                run_once(module, x0, dy)
+                step(builds[label].library) if step else run_once(module, x0, dy)
             for r in range(args.rounds):
                 for label in (("A", "B") if r % 2 == 0 else ("B", "A")):
                     _build.swap(args.family, builds[label])
-                    runs = [run_once(module, x0, dy) for _ in range(args.calls)]
+                    runs = [step(builds[label].library) if step else run_once(module, x0, dy) for _ in range(args.calls)]
                     times[label].append(min(runs, key=sum))
         finally:
             _build.swap(args.family, previous)
     print(f"{args.family} {kwargs}: {args.numel} float32 elements, {args.threads} threads, {args.rounds} alternating "
-          f"rounds, fastest of {args.calls} calls each; A = {args.base}, B = {args.head}")
+          f"rounds, fastest of {args.calls} calls each{', kernels only' if args.kernel_only else ''}; "
+          f"A = {args.base}, B = {args.head}")
     print(f"{'':10}{'A ms':>9}{'B ms':>9}{'B/A':>8}  {'25-75%':>11}")
     for i, part in enumerate(("forward", "backward", "total")):
         pick = (lambda t: sum(t)) if part == "total" else (lambda t, i=i: t[i])
@@ -101,6 +112,36 @@ def main() -> int:
         print(f"{part:10}{statistics.median(a):9.2f}{statistics.median(b):9.2f}{statistics.median(ratios):8.3f}  "
               f"{lo:5.3f}-{hi:5.3f}")
     return 0
+
+
+def kernel_step(module, x0: torch.Tensor, dy: torch.Tensor):
+    """A function of a library that runs its forward and backward kernels on buffers allocated once,
+    with the module's parameters packed as the fast path packs them (float32, one group), and
+    returns their times; its ``outputs`` are those buffers: y, dx and the packed parameter sums (as
+    the kernels leave them, before the fast path's split)."""
+    code = kernel_code(module.spec, module.options)
+    tensors = [t.detach().float() for t in module.tensors()]
+    packed = torch.cat(tensors, dim=1).contiguous()
+    fixed = sum(1 << j for j, t in enumerate(module.tensors()) if not t.requires_grad)
+    y, dx = torch.empty_like(x0), torch.empty_like(x0)
+    dparams = torch.zeros(packed.shape, dtype=torch.float64)
+    variant, n, degree, p = kernel_entry(code).variant, x0.numel(), module.spec.kernel_degree(module.degree), packed.shape[1]
+    threads = torch.get_num_threads()
+
+    def step(lib) -> tuple[float, float]:
+        start = time.perf_counter()
+        status = lib.oa_forward(variant, 0, x0.data_ptr(), y.data_ptr(), n, n, 1, packed.data_ptr(), degree, p, threads,
+                                0, 0.0, 0.0)
+        mid = time.perf_counter()
+        status |= lib.oa_backward(variant, 0, x0.data_ptr(), dy.data_ptr(), dx.data_ptr(), dparams.data_ptr(), n, n, 1,
+                                  packed.data_ptr(), degree, p, threads, 0, 0.0, 0.0, fixed)
+        end = time.perf_counter()
+        if status:
+            raise SystemExit(f"the kernels failed (status {status})")
+        return mid - start, end - mid
+
+    step.outputs = (y, dx, dparams)
+    return step
 
 
 if __name__ == "__main__":

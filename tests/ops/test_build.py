@@ -5,6 +5,7 @@ write to is never loaded from."""
 import re
 import stat
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +169,26 @@ def test_a_library_built_from_other_sources_is_swapped_in_and_out(fresh):
     torch.testing.assert_close(act(x), expected)
     missing = _build.build_from("tropical", fresh / "nowhere", fresh / "lib")
     assert missing.library is None and "kernels.cpp is missing" in missing.error
+
+
+def test_kernel_ab_times_the_kernels_on_their_own(monkeypatch):
+    """benchmarks/kernel_ab.py --kernel-only runs a library's kernels on buffers of its own: what they
+    hold is the module's fused forward and backward (values, input gradient, parameter gradients)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import kernel_ab
+
+    torch.manual_seed(0)
+    act = orthoact.Fourier(3, backend="fused", learn_frequencies=False)
+    x, dy = torch.randn(4099), torch.randn(4099)
+    step = kernel_ab.kernel_step(act, x, dy)
+    forward, backward = step(_build.library("fourier").library)
+    assert forward > 0 and backward > 0
+    y, dx, dparams = step.outputs
+    xg = x.clone().requires_grad_()
+    act(xg).backward(dy)
+    assert torch.equal(y, act(x).detach()) and torch.equal(dx, xg.grad)
+    grads = dparams.split([t.shape[1] for t in act.tensors()], dim=1)
+    for name, grad in zip(act.spec.param_names, grads):
+        parameter = getattr(act, name)
+        if parameter.requires_grad:
+            torch.testing.assert_close(grad.float(), parameter.grad, rtol=0, atol=0)

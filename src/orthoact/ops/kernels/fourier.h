@@ -8,8 +8,9 @@
 //   S_c = sum g (cos z - t w sin z),  S_w = sum g (x sin z + t (sin z + w x cos z)),  S_phi = sum g (sin z + t w cos z)
 // (t = 0 inside the domain), and finish_backward scales them in float64: dc_k = S_c / k!,
 // dw_k = -(c_k/k!) S_w, dphi_k = (c_k/k!) S_phi. Per harmonic that leaves one sin/cos and six vector
-// operations per element. Harmonic rows keep the c_k and phi_k sums unrotated (below). The frequencies'
-// sums are skipped when the layout says their gradient is not wanted (learn_frequencies=False).
+// operations per element. Harmonic rows keep the c_k and phi_k sums unrotated (below) and skip the
+// frequencies' sums when the layout says their gradient is not wanted (learn_frequencies=False; other
+// rows compute them anyway: a test per harmonic split their straight-line code, 1.1x slower).
 #pragma once
 #include "common.h"
 
@@ -159,17 +160,17 @@ template <typename T, int N> struct FourierF {
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
     template <bool EXT, class V, class L>
-    static OA_INLINE void harmonic_grads(L& a, i64 pos, int n, int k, bool want_w, V x, V g, V gx, V t, V aw, V w,
+    static OA_INLINE void harmonic_grads(L& a, i64 pos, int n, int k, V x, V g, V gx, V t, V aw, V w,
                                          V s, V c, V& d) {
         d -= aw * s;
         if (EXT) {
             const V gs = g * s, gt = g * t, wc = w * c;
             a.acc(k, pos, g * c - gt * w * s);
-            if (want_w) a.acc(n + k, pos, gs * x + gt * (s + x * wc));
+            a.acc(n + k, pos, gs * x + gt * (s + x * wc));
             a.acc(2 * n + k, pos, gs + gt * wc);
         } else {  // one FMA each (gx = g x once per element)
             a.acc(k, pos, g * c);
-            if (want_w) a.acc(n + k, pos, gx * s);
+            a.acc(n + k, pos, gx * s);
             a.acc(2 * n + k, pos, g * s);
         }
     }
@@ -246,12 +247,12 @@ template <typename T, int N> struct FourierF {
             }
             return g * d;
         }
-        return learned_backward<EXT, FAST>(x, g, a, pos, n, want_w, t);
+        return learned_backward<EXT, FAST>(x, g, a, pos, n, t);
     }
-    // Any frequencies (a pack's registers one after another, out of line, as learned_forward's).
+    // Any frequencies, every sum (a pack's registers one after another, out of line, as learned_forward's).
     template <bool EXT, bool FAST, class V, class L>
-    static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, bool want_w, V t) {
-        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST>(x, g, a, pos, n, want_w, t);
+    static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t) {
+        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST>(x, g, a, pos, n, t);
         V d = V{};
         const V gx = g * x;
 #pragma GCC unroll 16
@@ -269,14 +270,14 @@ template <typename T, int N> struct FourierF {
                     c[l] = T(std::cos(z));
                 }
             }
-            harmonic_grads<EXT>(a, pos, n, k, want_w, x, g, gx, t, V(a.param(k, pos)), w, s, c, d);
+            harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, V(a.param(k, pos)), w, s, c, d);
         }
         return g * d;
     }
     template <bool EXT, bool FAST, class V, class L>
-    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, bool want_w, V t) {
+    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, V t) {
         V dx;
-        for (int u = 0; u < registers<V>; ++u) dx.v[u] = learned_backward<EXT, FAST>(x.v[u], g.v[u], a, pos, n, want_w, t.v[u]);
+        for (int u = 0; u < registers<V>; ++u) dx.v[u] = learned_backward<EXT, FAST>(x.v[u], g.v[u], a, pos, n, t.v[u]);
         return dx;
     }
     template <bool EXT, class V, class L>

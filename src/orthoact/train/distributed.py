@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,14 @@ def setup(device: str = "auto") -> DistInfo:
 
 
 def teardown() -> None:
+    """Leave the process group. After a run that ended normally the ranks first meet at a barrier: a
+    rank that tears gloo down while its peer still uses the connection can make the peer's process
+    abort at exit ("terminate called without an active exception", seen in about 1 of 30 two-process
+    CPU runs). Not while an exception propagates (called from ``finally``): the other ranks may never
+    get there, and torchrun stops them."""
     if dist.is_initialized():
+        if sys.exc_info()[1] is None:
+            dist.barrier()
         dist.destroy_process_group()
 
 

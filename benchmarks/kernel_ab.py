@@ -14,7 +14,7 @@ degrees), so they must agree on those and on the library ABI version.
     python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --kernel-only --threads 1
 
 ``--kernel-only`` calls the libraries' ``oa_forward`` / ``oa_backward`` on preallocated buffers (the
-module's parameters packed as the fast path packs them, one group) instead of the module: no
+module's parameters packed as the fast path packs them; one group, no input map) instead of the module: no
 allocation, page faults or Python in the timed region, which makes a small difference visible
 sooner (those costs are the same for both versions and only add noise). It also loads a ref of the
 previous library ABI (version 5, before the backward's ``skip`` mask), e.g. ``--base 7919f86``.
@@ -76,6 +76,8 @@ def main() -> int:
     if args.family not in _build.cpp_families():
         raise SystemExit(f"family {args.family!r}: expected one with C++ kernels, {', '.join(_build.cpp_families())}")
     kwargs = json.loads(args.kwargs)
+    if args.kernel_only and ({"domain", "clamp"} & {k for k, v in kwargs.items() if v} or kwargs.get("groups", 1) != 1):
+        raise SystemExit("--kernel-only runs one group without an input map: leave out groups, domain and clamp")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="orthoact-kernel-ab-") as scratch:
         builds = {}
@@ -134,6 +136,8 @@ def kernel_step(module, x0: torch.Tensor, dy: torch.Tensor):
     with the module's parameters packed as the fast path packs them (float32, one group), and
     returns their times; its ``outputs`` are those buffers: y, dx and the packed parameter sums (as
     the kernels leave them, before the fast path's split)."""
+    if module.domain is not None or module.clamp or module.tensors()[0].shape[0] != 1:
+        raise SystemExit("--kernel-only runs one group without an input map: leave out groups, domain and clamp")
     code = kernel_code(module.spec, module.options)
     tensors = [t.detach().float() for t in module.tensors()]
     packed = torch.cat(tensors, dim=1).contiguous()

@@ -192,3 +192,18 @@ def test_kernel_ab_times_the_kernels_on_their_own(monkeypatch):
         parameter = getattr(act, name)
         if parameter.requires_grad:
             torch.testing.assert_close(grad.float(), parameter.grad, rtol=0, atol=0)
+
+
+def test_a_row_of_the_wrong_width_is_refused():
+    """Fourier's kernels read their extra prepared columns at offsets fixed by the degree (3n + 1 own
+    columns): a row of another width gets status 3, not a read past it; with a clamp limit the width
+    is one more."""
+    lib = _build.library("fourier").library
+    x, y = torch.randn(64), torch.empty(64)
+    for columns, flags, status in ((16, 0, 0), (17, 0, 3), (15, 0, 3), (17, 1, 0), (16, 1, 3)):
+        params = torch.rand(1, columns)
+        assert lib.oa_forward(0, 0, x.data_ptr(), y.data_ptr(), 64, 64, 1, params.data_ptr(), 5, columns, 1, flags,
+                              0.0, 0.0) == status, (columns, flags)
+        dx, dparams = torch.empty(64), torch.zeros(1, columns, dtype=torch.float64)
+        assert lib.oa_backward(0, 0, x.data_ptr(), y.data_ptr(), dx.data_ptr(), dparams.data_ptr(), 64, 64, 1,
+                               params.data_ptr(), 5, columns, 1, flags, 0.0, 0.0, 0) == status, (columns, flags)

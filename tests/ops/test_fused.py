@@ -428,12 +428,49 @@ def _harmonic(groups, dtype, w1, learn=True, **kwargs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("inputs", [{}, {"domain": (-2.0, 2.5), "clamp": True}, {"domain": (-3.0, 3.0)}])
 def test_fused_harmonic_fourier_matches_reference(learn, groups, shape, channel_dim, dtype, inputs):
-    """Harmonic frequencies (Fourier(learn_frequencies=False), the paper's init) take the
-    angle-addition recurrence: values and every gradient equal to the float64 reference."""
+    """Harmonic frequencies (Fourier(learn_frequencies=False), the paper's init) take one sin/cos per
+    element, Horner's rule in z = e^{i theta} forward and the power recurrence backward (the linear
+    extension's backward the angle-addition tree): values and every gradient equal to the float64
+    reference."""
     act = _harmonic(groups, dtype, 0.7 if learn else 1.0, learn=learn, **inputs)
     torch.manual_seed(1)
     x = (4 * torch.randn(shape)).to(dtype)
     assert_matches_reference(act, x, grad=torch.randn(shape).to(dtype), channel_dim=channel_dim, backend="fused")
+
+
+@pytest.mark.parametrize("variant", ["fourier", "fourier@fixed", "tropical_rational"])
+def test_fused_register_packs_keep_the_nonfinite_rules(variant):
+    """The two-register loops (harmonic Fourier rows, TropicalRational's backward: float32, runs of
+    one group, no input map) keep the non-finite rules: NaN and +-inf in either register of a pack,
+    and in a tail shorter than a pack, give the reference's NaN and inf pattern and its finite values,
+    and NaN reaches every parameter gradient of its group only."""
+    if variant.startswith("fourier"):
+        act = _harmonic(2, torch.float32, 0.7, learn=variant == "fourier")
+    else:
+        act = make(variant, groups=2, dtype=torch.float32, seed=3)
+    torch.manual_seed(0)
+    x = 2 * torch.randn(1, 2, 301)  # two runs of 301 (>= 256: the runs layout), each with a tail of 13
+    for position, value in ((3, math.nan), (12, math.inf), (20, -math.inf), (295, math.nan), (299, math.inf)):
+        x[0, 0, position] = value
+    grad = torch.randn_like(x)
+    results = {}
+    for backend in ("reference", "fused"):
+        xx = x.clone().requires_grad_()
+        params = [t.detach().clone().requires_grad_(t.requires_grad) for t in act.reference_tensors()]
+        y = call(act, xx, params, channel_dim=1, backend=backend)  # (fixed frequencies: their sums skipped)
+        y.backward(grad)
+        results[backend] = [y.detach(), xx.grad] + [p.grad for p in params]
+    names = ["output", "input grad", *act.spec.param_names]
+    for name, a, b in zip(names, results["reference"], results["fused"]):
+        if a is None:
+            assert b is None or not b.abs().sum(), name
+            continue
+        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
+        assert torch.equal(torch.isinf(a), torch.isinf(b)), name
+        ok = torch.isfinite(a)
+        torch.testing.assert_close(b[ok], a[ok], rtol=1e-4, atol=1e-3, msg=lambda m, name=name: f"{variant} {name}: {m}")
+        if name not in ("output", "input grad"):
+            assert torch.isnan(a[0]).all() and torch.isfinite(a[1]).all(), name
 
 
 @pytest.mark.parametrize("degree", [16, 64])
@@ -480,6 +517,36 @@ def test_fused_fourier_skips_the_sums_of_fixed_frequencies(harmonic):
     assert not fixed[:, columns].any() if harmonic else torch.equal(fixed, every)
     keep = [i for i in range(packed.shape[1]) if not columns.start <= i < columns.stop]
     assert torch.equal(fixed[:, keep], every[:, keep])
+
+
+def test_the_kernels_receive_the_fixed_mask(monkeypatch):
+    """The backward kernel gets bit 2 (the frequencies) exactly when they need no gradient, eagerly and
+    through the custom ops (torch.compile), and 0 when every parameter is learned."""
+    from orthoact.ops import fused
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, lib):
+            self.lib = lib
+
+        def oa_forward(self, *args):
+            return self.lib.oa_forward(*args)
+
+        def oa_backward(self, *args):
+            seen.append(args[-1])
+            return self.lib.oa_backward(*args)
+
+    library = fused._library
+    monkeypatch.setattr(fused, "_library", lambda code: (Recorder(library(code)[0]), library(code)[1]))
+    x = torch.randn(3, 40)
+    for learn in (False, True):
+        act = orthoact.Fourier(4, backend="fused", learn_frequencies=learn)
+        for module in (act, torch.compile(act, fullgraph=True, backend="aot_eager")):
+            seen.clear()
+            module(x.clone().requires_grad_()).sum().backward()
+            assert seen == [0 if learn else 1 << 2], (learn, module, seen)
+    torch._dynamo.reset()
 
 
 def test_fused_harmonic_fourier_gradcheck_and_large_arguments():

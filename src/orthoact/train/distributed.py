@@ -52,7 +52,8 @@ def teardown() -> None:
     rank that tears gloo down while its peer still uses the connection can make the peer's process
     abort at exit ("terminate called without an active exception", seen in about 1 of 30 two-process
     CPU runs). Not while an exception propagates (called from ``finally``): the other ranks may never
-    get there, and torchrun stops them."""
+    get there, and torchrun stops them. (Outside torchrun, a rank whose peer died waits at the barrier
+    until the process group's timeout.)"""
     if dist.is_initialized():
         if sys.exc_info()[1] is None:
             dist.barrier()

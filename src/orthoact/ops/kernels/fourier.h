@@ -21,8 +21,8 @@
 // A_k = a_k cos phi_k, B_k = a_k sin phi_k (a_k = c_k/k!) prepared per group on the host, so the
 // forward is Horner's rule in z: four FMAs per harmonic, an error that grows as n (|z| = 1). The
 // backward needs every power: p_k = g z^k = p_{k-1} z gives the unrotated sums G_c = sum g cos k theta
-// and G_s = sum g sin k theta as plain adds of p_k, and g F' = sum_k Re((e_k + i f_k) p_k) without the
-// final product by g (e_k = w_k B_k, f_k = -w_k A_k); finish_backward rotates G_c, G_s by phi_k:
+// and G_s = sum g sin k theta as plain adds of p_k, and g F' = sum_k (e_k Re p_k + f_k Im p_k) without
+// the final product by g (e_k = w_k B_k, f_k = -w_k A_k); finish_backward rotates G_c, G_s by phi_k:
 //   S_c = cos phi G_c + sin phi G_s,   S_phi = cos phi G_s - sin phi G_c.
 // (The recurrence's error grows as k, as the powers' do; the Chebyshev recurrence's, two FMAs per
 // harmonic, grows as k^2.) `aux` says which rows: the bound B >= 0 for any frequencies, -(B + 2) for
@@ -56,7 +56,8 @@ template <typename T, int N> struct FourierF {
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
     static constexpr int PX = 2 * M;
     static int extra(int n) { return 2 * n; }
-    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 2n.
+    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 2n, at
+    // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
     static OA_INLINE T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
     template <class V> static OA_INLINE bool safe(V x, T aux) { return !any_set(~(vabs(x) <= bound_of(aux))); }

@@ -422,12 +422,24 @@ template <typename T> static InputMap<T> input_map(int flags, double lo, double 
     return m;
 }
 
+// Whether a row of P columns (a clamp limit included) fits family F at degree n: where F fixes its own
+// columns (own(n), which its kernels may read at offsets known at compile time), they must match.
+template <class F, class = void> struct FixedColumns {
+    static bool fit(int, int) { return true; }
+};
+template <class F> struct FixedColumns<F, std::void_t<decltype(F::own(1))>> {
+    static bool fit(int n, int p) { return p == F::own(n); }
+};
+
 template <typename T>
 static int forward(int code, const T* x, T* y, i64 N, i64 block_len, i64 G, const T* params, int n, int P,
                    const InputMap<T>& m, int nt) {
     switch (code) {
-#define OA_CASE(CODE, F, INF_NAN) \
-    case CODE: forward_family<T, F, INF_NAN>(x, y, N, block_len, G, params, n, P, m, nt); return 0;
+#define OA_CASE(CODE, F, INF_NAN)                                                      \
+    case CODE:                                                                         \
+        if (!FixedColumns<F<T, 0>>::fit(n, P - m.clamp)) return 3;                      \
+        forward_family<T, F, INF_NAN>(x, y, N, block_len, G, params, n, P, m, nt); \
+        return 0;
         OA_FAMILIES(OA_CASE)
 #undef OA_CASE
     }
@@ -438,8 +450,11 @@ template <typename T>
 static int backward(int code, const T* x, const T* g, T* dx, double* dp, i64 N, i64 block_len, i64 G,
                     const T* params, int n, int P, const InputMap<T>& m, int nt, unsigned skip) {
     switch (code) {
-#define OA_CASE(CODE, F, INF_NAN) \
-    case CODE: backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, m, nt, skip); return 0;
+#define OA_CASE(CODE, F, INF_NAN)                                                                  \
+    case CODE:                                                                                     \
+        if (!FixedColumns<F<T, 0>>::fit(n, P - m.clamp)) return 3;                                  \
+        backward_family<T, F, INF_NAN>(x, g, dx, dp, N, block_len, G, params, n, P, m, nt, skip); \
+        return 0;
         OA_FAMILIES(OA_CASE)
 #undef OA_CASE
     }
@@ -455,7 +470,8 @@ int oa_vector_bytes() { return OA_VBYTES; }
 
 // code: the family's variant; dtype: 0 = float32, 1 = float64; P: packed parameters per group (with
 // a clamp, its limit last); flags: bit 0 clamp, bit 1 domain [lo, hi]. Returns 0 on success, 1 for
-// an unknown variant, 2 for an unknown dtype, 3 for a degree or P out of range.
+// an unknown variant, 2 for an unknown dtype, 3 for a degree or P out of range (or P not the family's
+// width at that degree).
 int oa_forward(int code, int dtype, const void* x, void* y, i64 N, i64 block_len, i64 G, const void* params,
                int degree, int P, int nthreads, int flags, double lo, double hi) {
     if (degree < 1 || degree > MAX_DEGREE || P < 1 || P > MAX_P) return 3;

@@ -219,7 +219,8 @@ template <class V, class I, int U> static OA_INLINE Pack<V, U> permute(V table, 
     OA_PACK_LOOP out.v[u] = permute(table, idx.v[u]);
     return out;
 }
-// The sum of a pack's registers (what a pack adds to a register accumulator).
+// The sum of a pack's registers (what a pack adds to a register accumulator; values only: masks are
+// combined with |, see Blocked::mark).
 template <class V> static OA_INLINE auto fold(const V& x) {
     if constexpr (VecTraits<V>::IS_PACK) {
         auto out = x.v[0];

@@ -292,6 +292,12 @@ template <typename T, int N> struct FourierF {
                             : backward_libm<EXT>(x, g, a, pos, n, harmonic(aux), t);
     }
 
+    // Any frequencies' extra columns (float32): w'_k = w_k / pi and phi'_k = phi_k / pi.
+    static void half_turns(const T* raw, T* out, int n, int p, int k) {
+        if (!HALF_TURNS) return;
+        out[p + k] = T(double(raw[n + k]) / M_PI);
+        out[p + n + k] = T(double(raw[2 * n + k]) / M_PI);
+    }
     static void prepare_forward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
         for (int k = 1; k <= n; ++k) {
@@ -304,10 +310,7 @@ template <typename T, int N> struct FourierF {
                 out[p + n + k] = T(w * A);
             } else {
                 out[k] = T(amp);
-                if (HALF_TURNS) {  // w'_k = w_k / pi and phi'_k = phi_k / pi
-                    out[p + k] = T(w / M_PI);
-                    out[p + n + k] = T(phi / M_PI);
-                }
+                half_turns(raw, out, n, p, k);
             }
         }
     }
@@ -322,9 +325,8 @@ template <typename T, int N> struct FourierF {
                 out[2 * n + k] = T(std::sin(phi));
                 out[p + k] = T(aw * std::sin(phi));    // e_k = w_k B_k
                 out[p + n + k] = T(-aw * std::cos(phi));  // f_k = -w_k A_k
-            } else if (HALF_TURNS) {
-                out[p + k] = T(double(raw[n + k]) / M_PI);
-                out[p + n + k] = T(phi / M_PI);
+            } else {
+                half_turns(raw, out, n, p, k);
             }
         }
     }

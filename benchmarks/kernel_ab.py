@@ -16,8 +16,9 @@ degrees), so they must agree on those and on the library ABI version.
 ``--kernel-only`` calls the libraries' ``oa_forward`` / ``oa_backward`` on preallocated buffers (the
 module's parameters packed as the fast path packs them; one group, no input map) instead of the module: no
 allocation, page faults or Python in the timed region, which makes a small difference visible
-sooner (those costs are the same for both versions and only add noise). It also loads a ref of the
-previous library ABI (version 5, before the backward's ``skip`` mask), e.g. ``--base 7919f86``.
+sooner (those costs are the same for both versions and only add noise). It also loads a ref of an
+earlier library ABI (version 5, before the backward's ``skip`` mask, e.g. ``--base 7919f86``; version 6,
+before its value buffer, e.g. ``--base b201ebc``).
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def main() -> int:
         for label, ref in (("A", args.base), ("B", args.head)):
             print(f"building {label} = {ref} ...", flush=True)
             info = _build.build_from(args.family, sources(ref, Path(scratch)), Path(scratch) / f"lib-{label}")
-            if info.library is None and args.kernel_only and info.path is not None and "ABI version 5" in (info.error or ""):
-                info = dataclasses.replace(info, library=abi5(info.path), error=None)
+            if (info.library is None and args.kernel_only and info.path is not None
+                    and any(f"ABI version {v}," in (info.error or "") for v in EARLIER_ABI)):
+                info = dataclasses.replace(info, library=earlier_abi(info.path), error=None)
             if info.library is None:
                 print(f"{label} ({ref}): {info.error}", file=sys.stderr)
                 return 1
@@ -119,13 +121,18 @@ def main() -> int:
     return 0
 
 
-def abi5(path: Path) -> ctypes.CDLL:
-    """A library of ABI version 5 (before 2026-12-07: its oa_backward takes no ``skip`` mask and
-    computes every parameter's sums), for --kernel-only comparisons across that change: called with
-    version 6's arguments, the extra last one is ignored (x86-64 and AArch64 calling conventions)."""
+#: Library ABI versions --kernel-only also loads: their oa_backward takes a prefix of this version's
+#: arguments (5: no ``skip`` mask, every parameter's sums computed; 6: no value buffer ``y``).
+EARLIER_ABI = (5, 6)
+
+
+def earlier_abi(path: Path) -> ctypes.CDLL:
+    """A library of an earlier ABI version (:data:`EARLIER_ABI`), for --kernel-only comparisons across
+    those changes: called with this version's arguments (``y`` null), the extra last ones are ignored
+    (x86-64 and AArch64 calling conventions)."""
     lib = _build._configure(ctypes.CDLL(str(path)))
-    if lib.oa_abi_version() != 5:
-        raise SystemExit(f"{path}: ABI version {lib.oa_abi_version()}, expected 5")
+    if lib.oa_abi_version() not in EARLIER_ABI:
+        raise SystemExit(f"{path}: ABI version {lib.oa_abi_version()}, expected one of {EARLIER_ABI}")
     return lib
 
 
@@ -151,7 +158,7 @@ def kernel_step(module, x0: torch.Tensor, dy: torch.Tensor):
                                 0, 0.0, 0.0)
         mid = time.perf_counter()
         status |= lib.oa_backward(variant, 0, x0.data_ptr(), dy.data_ptr(), dx.data_ptr(), dparams.data_ptr(), n, n, 1,
-                                  packed.data_ptr(), degree, p, threads, 0, 0.0, 0.0, fixed)
+                                  packed.data_ptr(), degree, p, threads, 0, 0.0, 0.0, fixed, None)
         end = time.perf_counter()
         if status:
             raise SystemExit(f"the kernels failed (status {status})")

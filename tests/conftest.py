@@ -145,10 +145,10 @@ def _run(module, x, params, channel_dim, grad, backend):
     return [y.detach(), xx.grad] + [p.grad for p in ps]
 
 
-def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", check_graph=None):
+def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", check_graph=None, fast=None):
     """Run ``backend`` with the module's parameters and ``x`` exactly as given (no cast) and compare
     the output, the input gradient and every parameter gradient with the float64 reference on the
-    same values.
+    same values (``fast``: those results computed otherwise, e.g. by ``forward_and_backward``).
 
     The tolerance is the larger of the dtype's (``TOL``) and 10x the error of the naive reference
     evaluated in the compute dtype (the promoted dtype of input and parameters, at least float32):
@@ -160,7 +160,7 @@ def assert_matches_reference(module, x, grad, channel_dim=-1, backend="fused", c
     compute = torch.promote_types(torch.float32, x.dtype)
     for p in params:
         compute = torch.promote_types(compute, p.dtype)
-    fast = _run(module, x, params, channel_dim, grad, backend)
+    fast = _run(module, x, params, channel_dim, grad, backend) if fast is None else fast
     exact = _run(module, x.double(), [p.double() for p in params], channel_dim, grad.double(), "reference")
     naive = _run(module, x.to(compute), [p.to(compute) for p in params], channel_dim, grad.to(compute), "reference")
     if check_graph is not None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from orthoact import _validation as V
-from orthoact.backends import select
+from orthoact.backends import select, select_recompute
 from orthoact.declarations import FamilySpec
 from orthoact.inputs import InputMap, parse_domain
 
@@ -43,10 +43,8 @@ def check_parameters(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], chan
     return mats, degree
 
 
-def apply(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int = -1, backend: str | None = None,
-          *, domain=None, clamp_limit: Tensor | None = None, **options) -> Tensor:
-    """Validate, choose a backend (see :mod:`orthoact.backends`) and run family ``spec`` on ``x``, with
-    the input map of :mod:`orthoact.inputs` (``domain``, and a clamp when ``clamp_limit`` is given)."""
+def _checked(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim, domain, clamp_limit, options):
+    """The options, input map, parameter matrices (the clamp limit last) and degree of a call."""
     options = spec.option_values(**options)
     inputs = InputMap(parse_domain(domain), clamp_limit is not None).check(spec)
     mats, degree = check_parameters(spec, x, params, channel_dim)
@@ -57,5 +55,31 @@ def apply(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: in
                              f"got {tuple(limit.shape)}")
         V.check_device(x, clamp_limit=limit)
         mats = [*mats, limit]
+    return options, inputs, mats, degree
+
+
+def apply(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], channel_dim: int = -1, backend: str | None = None,
+          *, domain=None, clamp_limit: Tensor | None = None, **options) -> Tensor:
+    """Validate, choose a backend (see :mod:`orthoact.backends`) and run family ``spec`` on ``x``, with
+    the input map of :mod:`orthoact.inputs` (``domain``, and a clamp when ``clamp_limit`` is given)."""
+    options, inputs, mats, degree = _checked(spec, x, params, channel_dim, domain, clamp_limit, options)
     run = select(spec, backend, x, mats, degree, options, inputs)
     return run(spec, x, mats, degree, channel_dim, options, inputs)
+
+
+def recompute(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], grad: Tensor, channel_dim: int = -1,
+              backend: str | None = None, *, domain=None, clamp_limit: Tensor | None = None,
+              need_input_grad: bool = True, **options) -> tuple[Tensor, Tensor | None, list[Tensor | None]]:
+    """What :func:`apply` computes and its first derivatives at once, without a graph: ``(y, dx,
+    dparams)`` with ``y = F(x)`` and, for ``grad = dL/dy``, ``dx`` (``None`` unless
+    ``need_input_grad``) and the gradient of each of ``params`` and then of ``clamp_limit`` (``None``
+    for those that do not require grad), by the chosen backend's ``recompute`` (one pass for the
+    fused kernels; see :mod:`orthoact.backends`)."""
+    if grad.shape != x.shape:
+        raise ValueError(f"grad must have the input's shape {tuple(x.shape)}, got {tuple(grad.shape)}")
+    tensors = [*params] + ([clamp_limit] if clamp_limit is not None else [])
+    options, inputs, mats, degree = _checked(spec, x, params, channel_dim, domain, clamp_limit, options)
+    need = [t.requires_grad for t in tensors]
+    fn = select_recompute(spec, backend, x, mats, degree, options, inputs)
+    y, dx, dmats = fn(spec, x, mats, grad, degree, channel_dim, options, inputs, need_input_grad, need)
+    return y, dx, [d.reshape(t.shape) if d is not None else None for d, t in zip(dmats, tensors)]

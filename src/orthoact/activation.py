@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from orthoact import _validation as V
-from orthoact._dispatch import apply
+from orthoact._dispatch import apply, recompute
 from orthoact.backends import resolve_backend_name
 from orthoact.declarations import FamilySpec
 from orthoact.inputs import CLAMP_INIT, InputMap, parse_domain
@@ -143,6 +143,17 @@ class BasisActivation(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return apply(self.spec, x, self.tensors(), self.channel_dim, self.backend, domain=self.domain,
                      clamp_limit=self.clamp_limit, **self.options)
+
+    def forward_and_backward(self, x: Tensor, grad: Tensor, need_input_grad: bool = True):
+        """``(y, dx, dparams)`` at once and without a graph: ``y = self(x)`` and, for ``grad = dL/dy``,
+        ``dx = dL/dx`` (``None`` unless ``need_input_grad``) and the gradient of each of
+        :meth:`reference_tensors` (``None`` for those that do not require grad). What a block that
+        recomputes the activation in its backward needs (:class:`orthoact.nn.MLP`): the fused kernels
+        compute it in one call, and Fourier's rows of any frequencies in one pass (the value from the
+        backward's own cosines); other backends run the forward and then the backward. First
+        derivatives only."""
+        return recompute(self.spec, x, self.tensors(), grad, self.channel_dim, self.backend, domain=self.domain,
+                         clamp_limit=self.clamp_limit, need_input_grad=need_input_grad, **self.options)
 
     def gains(self) -> tuple[Tensor, Tensor]:
         r"""``(E[F(x)^2], E[F'(x)^2])`` for :math:`x \sim \mathcal N(0,1)`, each of shape ``(groups,)``.

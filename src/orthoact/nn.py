@@ -6,12 +6,16 @@ activation's output ``a = F(h)`` (for the second weight's gradient). ``a`` is as
 costs almost nothing to recompute, so :func:`mlp` keeps only ``x`` and ``h`` and recomputes ``a`` in
 backward: with a hidden width of 4d the block's saved activations drop from 9d to 5d per token.
 
-The second Linear is a small autograd function (:class:`LinearOfActivation`) whose backward
-recomputes ``a = F(h)`` for the weight gradient and hands ``dL/da`` to the activation's own
-backward, so it works with every orthoact family on every backend (fused CPU, Triton), with
-``groups > 1``, and with any elementwise activation module whose backward keeps its input (GELU,
-SiLU, ...). It supports ``torch.compile(fullgraph=True)``, autocast and DDP; a double backward
-raises (use ``recompute=False`` for that).
+The second Linear is a small autograd function whose backward recomputes ``a = F(h)`` for the
+weight gradient. For an orthoact activation (eagerly) it is :class:`LinearOfRecomputed`, which owns
+the activation's backward too: one call of the activation's ``forward_and_backward`` gives ``a``,
+``dL/dh`` and the activation's parameter gradients (with the fused CPU kernels, one kernel call; for
+Fourier's learned frequencies one pass, whose sines and cosines serve both). Otherwise (any
+elementwise activation module whose backward keeps its input: GELU, SiLU, ...; or under
+``torch.compile``) it is :class:`LinearOfActivation`, which recomputes ``F(h)`` and hands ``dL/da``
+to the activation's own backward. Both work with every orthoact family on every backend (fused CPU,
+Triton), with ``groups > 1``, autocast and DDP; ``torch.compile(fullgraph=True)`` traces the
+second; a double backward raises (use ``recompute=False`` for that).
 """
 
 from __future__ import annotations
@@ -22,7 +26,24 @@ from torch import Tensor, nn
 
 from orthoact.registry import resolve
 
-__all__ = ["MLP", "mlp", "LinearOfActivation"]
+__all__ = ["MLP", "mlp", "LinearOfActivation", "LinearOfRecomputed"]
+
+
+_DOUBLE_BACKWARD = ("an MLP with recompute=True computes first derivatives only (its backward recomputes the "
+                    "activation without a graph); build it with recompute=False for double backward")
+
+
+def _weight_grads(ctx, dy: Tensor, a: Tensor, need_w: bool, need_b: bool, weight: Tensor):
+    """The second Linear's weight and bias gradients from ``dy`` and the recomputed ``a``."""
+    dy2 = dy.reshape(-1, dy.shape[-1])
+    dw = (dy2.t() @ a.reshape(-1, a.shape[-1]).to(dy.dtype)).to(weight.dtype) if need_w else None
+    db = dy2.sum(0).to(ctx.bias_dtype) if need_b and ctx.has_bias else None
+    return dw, db
+
+
+def _input_grad(dy: Tensor, weight: Tensor, h: Tensor) -> Tensor:
+    w = weight if weight.dtype == dy.dtype else weight.to(dy.dtype)  # as autocast ran the forward
+    return (dy @ w).to(h.dtype)
 
 
 class LinearOfActivation(torch.autograd.Function):
@@ -43,33 +64,51 @@ class LinearOfActivation(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: Tensor):
         if torch.is_grad_enabled():
-            raise RuntimeError(
-                "an MLP with recompute=True computes first derivatives only (its backward recomputes the "
-                "activation without a graph); build it with recompute=False for double backward"
-            )
+            raise RuntimeError(_DOUBLE_BACKWARD)
         h, weight = ctx.saved_tensors
         need_a, _, need_w, need_b, _ = ctx.needs_input_grad
-        dy2 = dy.reshape(-1, dy.shape[-1])
-        da = dw = db = None
-        if need_a:
-            w = weight if weight.dtype == dy.dtype else weight.to(dy.dtype)  # as autocast ran the forward
-            da = (dy @ w).to(h.dtype)
-        if need_w:
-            a = ctx.act(h)  # the activation again, from the saved input (no graph: grad mode is off)
-            dw = (dy2.t() @ a.reshape(-1, a.shape[-1]).to(dy.dtype)).to(weight.dtype)
-        if need_b and ctx.has_bias:
-            db = dy2.sum(0).to(ctx.bias_dtype)
-        return da, None, dw, db, None
+        da = _input_grad(dy, weight, h) if need_a else None
+        a = ctx.act(h) if need_w else None  # the activation again, from the saved input (no graph: grad mode is off)
+        return da, None, *_weight_grads(ctx, dy, a, need_w, need_b, weight), None
+
+
+class LinearOfRecomputed(torch.autograd.Function):
+    """``y = F.linear(act(h), weight, bias)`` for an activation with ``forward_and_backward`` (an
+    orthoact activation), saving ``h``: backward gets ``act(h)``, ``dL/dh`` and the activation's
+    parameter gradients from one ``forward_and_backward`` call. ``act_tensors`` are
+    ``act.reference_tensors()``, whose gradients it returns."""
+
+    @staticmethod
+    def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, act, *act_tensors: Tensor) -> Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.act = act
+        ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        return F.linear(act(h), weight, bias)  # (grad mode is off: act keeps no graph)
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError(_DOUBLE_BACKWARD)
+        h, weight = ctx.saved_tensors
+        need_h, need_w, need_b, _, *need_act = ctx.needs_input_grad
+        if need_h or any(need_act):
+            a, dh, dact = ctx.act.forward_and_backward(h, _input_grad(dy, weight, h), need_input_grad=need_h)
+        else:
+            a, dh, dact = ctx.act(h), None, [None] * len(need_act)
+        dact = [d if need else None for d, need in zip(dact, need_act)]
+        return dh, *_weight_grads(ctx, dy, a, need_w, need_b, weight), None, *dact
 
 
 def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:
     """``fc2(act(fc1(x)))``; with ``recompute`` (and gradients on) the activation's output is not
     kept for backward."""
     h = fc1(x)
-    a = act(h)
     if not recompute or not torch.is_grad_enabled():
-        return fc2(a)
-    return LinearOfActivation.apply(a, h, fc2.weight, fc2.bias, act)
+        return fc2(act(h))
+    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling():
+        return LinearOfRecomputed.apply(h, fc2.weight, fc2.bias, act, *act.reference_tensors())
+    return LinearOfActivation.apply(act(h), h, fc2.weight, fc2.bias, act)
 
 
 class MLP(nn.Module):

@@ -206,4 +206,4 @@ def test_a_row_of_the_wrong_width_is_refused():
                               0.0, 0.0) == status, (columns, flags)
         dx, dparams = torch.empty(64), torch.zeros(1, columns, dtype=torch.float64)
         assert lib.oa_backward(0, 0, x.data_ptr(), y.data_ptr(), dx.data_ptr(), dparams.data_ptr(), 64, 64, 1,
-                               params.data_ptr(), 5, columns, 1, flags, 0.0, 0.0, 0) == status, (columns, flags)
+                               params.data_ptr(), 5, columns, 1, flags, 0.0, 0.0, 0, None) == status, (columns, flags)

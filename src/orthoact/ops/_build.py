@@ -45,7 +45,7 @@ SHARED_HEADERS = ("simd.h", "common.h")  # included by every family's library
 # -ffp-contract=fast: a * b + c as one FMA (ISO -std=c++17 turns contraction off), which the sin/cos
 # range reduction needs for its accuracy and Horner's rule for its speed.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]
-ABI_VERSION = 6  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
+ABI_VERSION = 7  # as OA_ABI_VERSION in kernels.cpp: a cached library of another version is rebuilt
 BUILD_TIMEOUT_ENV = "ORTHOACT_BUILD_TIMEOUT"
 #: ``256`` builds 32-byte vectors (AVX2) even where the CPU has AVX-512 (the default takes 64-byte
 #: vectors there); tests use it to check the narrower kernels on an AVX-512 machine.
@@ -219,7 +219,7 @@ def _configure(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.oa_forward.argtypes = [i32, i32, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64]
     lib.oa_forward.restype = i32
     lib.oa_backward.argtypes = [i32, i32, ptr, ptr, ptr, ptr, i64, i64, i64, ptr, i32, i32, i32, i32, f64, f64,
-                                ctypes.c_uint]
+                                ctypes.c_uint, ptr]
     lib.oa_backward.restype = i32
     return lib
 

@@ -251,15 +251,41 @@ def reference_grads(call: KernelCall, grad: Tensor, x: Tensor, packed: Tensor, n
     return tuple(next(grads) if need else None for need in (need_x, need_p))
 
 
-def run(op, spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
-        inputs: InputMap, param_dtype: torch.dtype, input_dtypes: tuple[torch.dtype, ...]) -> Tensor:
-    """Call ``op`` (a forward of :func:`define_ops`) with the parameters packed in ``param_dtype`` (a
-    clamp limit is the last column) and ``x`` contiguous in a dtype the kernels read (converted to
-    ``param_dtype`` otherwise); the result has ``x``'s dtype."""
+def kernel_call(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
+                inputs: InputMap, param_dtype: torch.dtype, input_dtypes: tuple[torch.dtype, ...]) -> tuple[Tensor, KernelCall]:
+    """``x`` contiguous in a dtype the kernels read (converted to ``param_dtype`` otherwise) and the
+    call's :class:`KernelCall` (the parameters packed in ``param_dtype``; a clamp limit is the last)."""
     groups = params[0].shape[0]
     xc = (x if x.dtype in input_dtypes else x.to(param_dtype)).contiguous()
     call = KernelCall(kernel_code(spec, options), spec.kernel_degree(degree), tuple(p.shape[1] for p in params),
                       block_len(x, groups, channel_dim), groups, inputs, param_dtype,
                       sum(1 << j for j, p in enumerate(params) if not p.requires_grad))
+    return xc, call
+
+
+def run(op, spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
+        inputs: InputMap, param_dtype: torch.dtype, input_dtypes: tuple[torch.dtype, ...]) -> Tensor:
+    """Call ``op`` (a forward of :func:`define_ops`) on :func:`kernel_call`'s input; the result has
+    ``x``'s dtype."""
+    xc, call = kernel_call(spec, x, params, degree, channel_dim, options, inputs, param_dtype, input_dtypes)
     y = op(xc, params, call)
     return y if y.dtype == x.dtype else y.to(x.dtype)
+
+
+def run_recompute(backward_impl: Callable, spec: FamilySpec, x: Tensor, params: list[Tensor], grad: Tensor, degree,
+                  channel_dim: int, options: dict, inputs: InputMap, param_dtype: torch.dtype,
+                  input_dtypes: tuple[torch.dtype, ...], need_input_grad: bool, need_params: list[bool]) -> tuple:
+    """``(y, dx, dparams)`` from one call of ``backward_impl`` with ``want_value`` (a backward that writes
+    ``y = F(x)`` too): ``dx`` and each of ``dparams`` the gradient for ``grad = dL/dy``, ``None`` where
+    not needed; first derivatives, no graph. (See :mod:`orthoact.backends`.)"""
+    xc, call = kernel_call(spec, x, params, degree, channel_dim, options, inputs, param_dtype, input_dtypes)
+    need_p = any(need_params)
+    fixed = sum(1 << j for j, need in enumerate(need_params) if not need)
+    with torch.no_grad():
+        packed = call.pack(params)
+        dx, dpacked, y = backward_impl(grad.contiguous(), xc, packed, call.code, call.degree, call.block_len,
+                                       call.groups, call.inputs, need_input_grad, need_p, fixed, True)
+    dparams = dpacked.split(list(call.sizes), dim=1) if need_p else [None] * len(params)
+    dparams = [d.to(p.dtype) if need else None for d, p, need in zip(dparams, params, need_params)]
+    return (y if y.dtype == x.dtype else y.to(x.dtype),
+            (dx if dx.dtype == x.dtype else dx.to(x.dtype)) if need_input_grad else None, dparams)

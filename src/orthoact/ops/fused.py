@@ -22,7 +22,7 @@ from orthoact.declarations import FamilySpec
 from orthoact.inputs import InputMap
 from orthoact.ops._build import library
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE
-from orthoact.ops._common import define_ops, kernel_entry, run
+from orthoact.ops._common import define_ops, kernel_entry, run, run_recompute
 from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
@@ -79,23 +79,30 @@ def _map_args(inputs: InputMap) -> tuple[int, float, float]:
     return inputs.flags, lo, hi
 
 
-def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad, fixed=0):
+def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad, fixed=0,
+              want_value=False):
+    """``(dx, dparams)``; with ``want_value``, ``(dx, dparams, y)``: the forward's ``y = F(x)`` from the
+    same call (from the backward's own pass where the family computes it there)."""
     out_dtype = x.dtype
     x = x if x.dtype == params.dtype else x.to(params.dtype)
     grad = grad if grad.dtype == params.dtype else grad.to(params.dtype)
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
     dparams = torch.zeros(params.shape, dtype=torch.float64) if need_param_grad else params.new_empty(0, dtype=torch.float64)
-    if x.numel() and (need_input_grad or need_param_grad):
+    y = torch.empty_like(x) if want_value else None
+    if x.numel() and (need_input_grad or need_param_grad or want_value):
         lib, variant = _library(code)
         status = lib.oa_backward(
             variant, _DTYPE_CODES[x.dtype], x.data_ptr(), grad.data_ptr(),
             dx.data_ptr() if need_input_grad else None, dparams.data_ptr() if need_param_grad else None,
             x.numel(), block_len, groups, params.data_ptr(), degree, params.shape[1], torch.get_num_threads(),
-            *_map_args(inputs), fixed,
+            *_map_args(inputs), fixed, y.data_ptr() if want_value else None,
         )
         if status:
             raise RuntimeError(f"orthoact fused backward failed (status {status})")
-    return (dx if dx.dtype == out_dtype or not need_input_grad else dx.to(out_dtype)), dparams
+    dx = dx if dx.dtype == out_dtype or not need_input_grad else dx.to(out_dtype)
+    if not want_value:
+        return dx, dparams
+    return dx, dparams, (y if y.dtype == out_dtype else y.to(out_dtype))
 
 
 fused_forward, fused_backward = define_ops("fused", _forward, _backward, torch.float64)
@@ -104,8 +111,19 @@ fused_forward, fused_backward = define_ops("fused", _forward, _backward, torch.f
 def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel_dim: int, options: dict,
               inputs: InputMap) -> Tensor:
     dtype = compute_dtype(x, *params)  # the kernels convert x to it (x is saved in its own dtype)
-    return run(fused_forward, spec, x, params, degree, channel_dim, options, inputs, dtype,
-               (torch.float32, torch.float64, torch.bfloat16, torch.float16))
+    return run(fused_forward, spec, x, params, degree, channel_dim, options, inputs, dtype, _INPUT_DTYPES)
 
 
-__all__ = ["fused_forward", "fused_backward", "fused_run", "unavailable_reason", "MAX_DEGREE"]
+def fused_recompute(spec: FamilySpec, x: Tensor, params: list[Tensor], grad: Tensor, degree, channel_dim: int,
+                    options: dict, inputs: InputMap, need_input_grad: bool, need_params: list[bool]) -> tuple:
+    """``(y, dx, dparams)``: ``F(x)`` and the gradients for ``grad = dL/dF(x)`` from one backward call
+    (see :mod:`orthoact.backends`); Fourier's rows of any frequencies write the value from the
+    backward's own sines and cosines, the other rows run the forward first."""
+    dtype = compute_dtype(x, *params)
+    return run_recompute(_backward, spec, x, params, grad, degree, channel_dim, options, inputs, dtype, _INPUT_DTYPES,
+                         need_input_grad, need_params)
+
+
+_INPUT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
+
+__all__ = ["fused_forward", "fused_backward", "fused_run", "fused_recompute", "unavailable_reason", "MAX_DEGREE"]

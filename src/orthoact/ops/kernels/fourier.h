@@ -44,7 +44,7 @@ template <typename T, int N> struct FourierF {
     // of line: the fast loop keeps its registers).
     static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
-    // Extra prepared columns (2n, from p + 1). Any frequencies, in float32: the fast path's argument in
+    // Extra prepared columns (3n, from p + 1). Any frequencies, in float32: the fast path's argument in
     // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
     // the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos (kernel-only
     // A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding w'_k and phi'_k
@@ -52,11 +52,12 @@ template <typename T, int N> struct FourierF {
     // parameters, |x| ~ 4: max error of F 8.9e-7 of max |F| instead of 8.2e-7, of F' 6.2e-7 instead of
     // 4.5e-7). The libm lanes keep w_k and phi_k (their float64 arguments stay exact), and the factors
     // w_k of F' and of the linear extension's terms are the raw ones. Harmonic rows hold F''s
-    // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k).
+    // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k). The last n hold the
+    // amplitudes a_k = c_k/k! (read by the backward that writes the value, bwd_value).
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
-    static constexpr int PX = 2 * M;
-    static int extra(int n) { return 2 * n; }
-    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 2n, at
+    static constexpr int PX = 3 * M;
+    static int extra(int n) { return 3 * n; }
+    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 3n, at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
     static OA_INLINE T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
@@ -250,11 +251,13 @@ template <typename T, int N> struct FourierF {
         }
         return learned_backward<EXT, FAST>(x, g, a, pos, n, t);
     }
-    // Any frequencies, every sum (a pack's registers one after another, out of line, as learned_forward's).
-    template <bool EXT, bool FAST, class V, class L>
-    static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t) {
+    // Any frequencies, every sum (a pack's registers one after another, out of line, as learned_forward's);
+    // VALUE: F(x) too, in y (one FMA per harmonic on the cosines the sums use).
+    template <bool EXT, bool FAST, bool VALUE = false, class V, class L>
+    static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t, V* y = nullptr) {
         if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST>(x, g, a, pos, n, t);
-        V d = V{};
+        V d = V{}, value = V{};
+        if constexpr (VALUE) value = a.param(0, pos);
         const V gx = g * x;
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -272,7 +275,9 @@ template <typename T, int N> struct FourierF {
                 }
             }
             harmonic_grads<EXT>(a, pos, n, k, x, g, gx, t, V(a.param(k, pos)), w, s, c, d);
+            if constexpr (VALUE) value += V(a.param(own(n) + 2 * n + k, pos)) * c;
         }
+        if constexpr (VALUE) *y = value;
         return g * d;
     }
     template <bool EXT, bool FAST, class V, class L>
@@ -284,6 +289,18 @@ template <typename T, int N> struct FourierF {
     template <bool EXT, class V, class L>
     __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
         return backward_sums<EXT, false>(x, g, a, pos, n, harm, t);
+    }
+    // The backward that writes the value too (kernels.cpp): rows of any frequencies, without an input map.
+    static bool value_in_backward(T aux) { return !harmonic(aux); }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V& y) {
+        const int n = N > 0 ? N : n_rt;
+        a.acc(0, pos, g);
+        return safe(x, aux) ? learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y)
+                            : learned_value_libm(x, g, a, pos, n, y);
+    }
+    template <class V, class L>
+    __attribute__((noinline, cold)) static V learned_value_libm(V x, V g, L& a, i64 pos, int n, V& y) {
+        return learned_backward<false, false, true>(x, g, a, pos, n, V{}, &y);
     }
     template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V t) {
         const int n = N > 0 ? N : n_rt;
@@ -302,6 +319,7 @@ template <typename T, int N> struct FourierF {
         std::memcpy(out, raw, sizeof(T) * p);
         for (int k = 1; k <= n; ++k) {
             const double amp = double(raw[k]) * inv_factorial<double>(k), w = raw[n + k], phi = raw[2 * n + k];
+            out[p + 2 * n + k] = T(amp);
             if (harmonic(aux)) {
                 const double A = amp * std::cos(phi), B = amp * std::sin(phi);
                 out[k] = T(A);
@@ -318,8 +336,9 @@ template <typename T, int N> struct FourierF {
         std::memcpy(out, raw, sizeof(T) * p);
         if (harmonic(aux)) out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
         for (int k = 1; k <= n; ++k) {
-            const double aw = double(raw[k]) * inv_factorial<double>(k) * double(raw[n + k]), phi = raw[2 * n + k];
+            const double amp = double(raw[k]) * inv_factorial<double>(k), aw = amp * double(raw[n + k]), phi = raw[2 * n + k];
             out[k] = T(aw);
+            out[p + 2 * n + k] = T(amp);
             if (harmonic(aux)) {
                 out[n + k] = T(std::cos(phi));
                 out[2 * n + k] = T(std::sin(phi));

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import orthoact
-from conftest import VARIANTS, assert_matches_reference, make
+from conftest import TOL, VARIANTS, assert_matches_reference, make
 from orthoact.ops import fused
 
 # (shape, groups, channel_dim): one long run (the backward's own pass for Fourier's any-frequency
@@ -48,9 +48,9 @@ def test_recompute_matches_reference(variant, case, dtype):
         k = 2 + module.spec.param_names.index("frequencies")
         assert out[k] is None
         module.frequencies.requires_grad_(True)
-        full = run_recompute(module, x, grad)
+        full = run_recompute(module, x, grad)  # (another loop: the forward, then the backward)
         for a, b in zip(out[:k] + out[k + 1:], full[:k] + full[k + 1:]):
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
+            torch.testing.assert_close(a, b, **TOL[a.dtype])
         out = full
     assert all(g is not None for g in out)
     assert_matches_reference(module, x, grad, channel_dim, fast=out)
@@ -123,9 +123,10 @@ def test_recompute_bad_gradient_shape():
         module.forward_and_backward(torch.randn(4, 5), torch.randn(5))
 
 
-def test_the_mlp_backward_makes_one_kernel_call(monkeypatch):
+@pytest.mark.parametrize("learn", [True, False])
+def test_the_mlp_backward_makes_one_kernel_call(monkeypatch, learn):
     """The MLP's backward gets the activation's value and gradients from one backward call with the
-    value buffer, and calls no forward kernel (learned-frequency Fourier, one group)."""
+    value buffer, and calls no forward kernel (Fourier, one group)."""
     from orthoact.nn import MLP
 
     calls = []
@@ -144,7 +145,7 @@ def test_the_mlp_backward_makes_one_kernel_call(monkeypatch):
 
     library = fused._library
     monkeypatch.setattr(fused, "_library", lambda code: (Recorder(library(code)[0]), library(code)[1]))
-    block = MLP(16, 64, act=lambda: make("fourier", dtype=torch.float32, backend="fused"))
+    block = MLP(16, 64, act=lambda: make("fourier", dtype=torch.float32, backend="fused", learn_frequencies=learn))
     y = block(torch.randn(8, 16))
     assert calls == ["forward"]
     y.sum().backward()

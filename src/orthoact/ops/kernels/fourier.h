@@ -44,7 +44,7 @@ template <typename T, int N> struct FourierF {
     // of line: the fast loop keeps its registers).
     static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
-    // Extra prepared columns (3n, from p + 1). Any frequencies, in float32: the fast path's argument in
+    // Extra prepared columns (4n + 1, from p + 1). Any frequencies, in float32: the fast path's argument in
     // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
     // the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos (kernel-only
     // A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding w'_k and phi'_k
@@ -52,12 +52,13 @@ template <typename T, int N> struct FourierF {
     // parameters, |x| ~ 4: max error of F 8.9e-7 of max |F| instead of 8.2e-7, of F' 6.2e-7 instead of
     // 4.5e-7). The libm lanes keep w_k and phi_k (their float64 arguments stay exact), and the factors
     // w_k of F' and of the linear extension's terms are the raw ones. Harmonic rows hold F''s
-    // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k). The last n hold the
-    // amplitudes a_k = c_k/k! (read by the backward that writes the value, bwd_value).
+    // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k). The backward's rows then
+    // hold what its value needs (bwd_value): a_k = c_k/k! (any frequencies) or A_k and B_k
+    // (harmonic), and b last.
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
-    static constexpr int PX = 3 * M;
-    static int extra(int n) { return 3 * n; }
-    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 3n, at
+    static constexpr int PX = 4 * M + 1;
+    static int extra(int n) { return 4 * n + 1; }
+    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 4n + 1, at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
     static OA_INLINE T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }
@@ -255,7 +256,7 @@ template <typename T, int N> struct FourierF {
     // VALUE: F(x) too, in y (one FMA per harmonic on the cosines the sums use).
     template <bool EXT, bool FAST, bool VALUE = false, class V, class L>
     static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t, V* y = nullptr) {
-        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST>(x, g, a, pos, n, t);
+        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST, VALUE>(x, g, a, pos, n, t, y);
         V d = V{}, value = V{};
         if constexpr (VALUE) value = a.param(0, pos);
         const V gx = g * x;
@@ -280,27 +281,70 @@ template <typename T, int N> struct FourierF {
         if constexpr (VALUE) *y = value;
         return g * d;
     }
-    template <bool EXT, bool FAST, class V, class L>
-    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, V t) {
+    template <bool EXT, bool FAST, bool VALUE, class V, class L>
+    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, V t, V* y) {
         V dx;
-        for (int u = 0; u < registers<V>; ++u) dx.v[u] = learned_backward<EXT, FAST>(x.v[u], g.v[u], a, pos, n, t.v[u]);
+        for (int u = 0; u < registers<V>; ++u)
+            dx.v[u] = learned_backward<EXT, FAST, VALUE>(x.v[u], g.v[u], a, pos, n, t.v[u], y ? &y->v[u] : nullptr);
         return dx;
     }
     template <bool EXT, class V, class L>
     __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
         return backward_sums<EXT, false>(x, g, a, pos, n, harm, t);
     }
-    // The backward that writes the value too (kernels.cpp): rows of any frequencies, without an input map.
-    static bool value_in_backward(T aux) { return !harmonic(aux); }
+    // The backward that writes the value too (kernels.cpp; without an input map). Rows of any
+    // frequencies add a_k cos z_k to it (learned_backward); harmonic ones (fixed) run their recurrence on
+    // q_k = z^k instead of p_k = g z^k: the sums take g q_k (an FMA each, where p_k took an add), g F'
+    // one product by g at the end, and F = b + sum_k (A_k Re q_k + B_k Im q_k) two FMAs per harmonic
+    // (A_k, B_k and b in the extra columns: 3n + 1.. and 4n + 1 from own(n) + 1). Not for harmonic rows
+    // whose frequencies want their gradient (learned frequencies at the paper's init): that loop
+    // measured 1.07x the forward and backward apart (4M float32; two registers a step: 2.0x).
+    static bool value_in_backward(T aux, unsigned skip) { return !harmonic(aux) || (skip & (1u << FREQUENCIES)); }
     template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V& y) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
-        return safe(x, aux) ? learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y)
-                            : learned_value_libm(x, g, a, pos, n, y);
+        if (!safe(x, aux)) return value_libm(x, g, a, pos, n, harmonic(aux), y);
+        if (!harmonic(aux)) return learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y);
+        return harmonic_backward_value(x, g, a, pos, n, y);
     }
+    // (Fixed frequencies only: value_in_backward.)
+    template <class V, class L> static OA_INLINE V harmonic_backward_value(V x, V g, L& a, i64 pos, int n, V& y) {
+        const int e0 = own(n);  // e_k, f_k, A_k, B_k in columns e0 + k, e0 + n + k, e0 + 2n + k, e0 + 3n + k
+        V s1, c1;
+        sincos_v<true>(x * a.param(0, pos), s1, c1);
+        V qr = c1, qi = s1, d = V{}, value = a.param(e0 + 4 * n + 1, pos);
+#pragma GCC unroll 16
+        for (int k = 1; k <= n; ++k) {
+            if (k > 1) {  // q_k = q_{k-1} z
+                const V re = qr * c1 - qi * s1;
+                qi = qr * s1 + qi * c1;
+                qr = re;
+            }
+            a.acc(k, pos, g * qr);
+            a.acc(2 * n + k, pos, g * qi);
+            d += a.param(e0 + k, pos) * qr + a.param(e0 + n + k, pos) * qi;
+            value += a.param(e0 + 2 * n + k, pos) * qr + a.param(e0 + 3 * n + k, pos) * qi;
+        }
+        y = value;
+        return g * d;
+    }
+    // Lanes beyond the fast sine's range: the sums as backward_libm's; the value lane by lane with
+    // libm in float64 (any frequencies: as learned_backward's, harmonic rows: as forward_libm's).
     template <class V, class L>
-    __attribute__((noinline, cold)) static V learned_value_libm(V x, V g, L& a, i64 pos, int n, V& y) {
-        return learned_backward<false, false, true>(x, g, a, pos, n, V{}, &y);
+    __attribute__((noinline, cold)) static V value_libm(V x, V g, L& a, i64 pos, int n, bool harm, V& y) {
+        if (!harm) return learned_backward<false, false, true>(x, g, a, pos, n, V{}, &y);
+        const int e0 = own(n);
+        const V w1 = a.param(0, pos);
+        for (int l = 0; l < lanes<V>; ++l) {
+            double out = V(a.param(e0 + 4 * n + 1, pos))[l];
+            for (int k = 1; k <= n; ++k) {
+                const double z = double(T(k) * w1[l]) * double(x[l]);
+                out += double(V(a.param(e0 + 2 * n + k, pos))[l]) * std::cos(z) +
+                       double(V(a.param(e0 + 3 * n + k, pos))[l]) * std::sin(z);
+            }
+            y[l] = T(out);
+        }
+        return backward_sums<false, false>(x, g, a, pos, n, true, V{});
     }
     template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V t) {
         const int n = N > 0 ? N : n_rt;
@@ -319,7 +363,6 @@ template <typename T, int N> struct FourierF {
         std::memcpy(out, raw, sizeof(T) * p);
         for (int k = 1; k <= n; ++k) {
             const double amp = double(raw[k]) * inv_factorial<double>(k), w = raw[n + k], phi = raw[2 * n + k];
-            out[p + 2 * n + k] = T(amp);
             if (harmonic(aux)) {
                 const double A = amp * std::cos(phi), B = amp * std::sin(phi);
                 out[k] = T(A);
@@ -335,10 +378,12 @@ template <typename T, int N> struct FourierF {
     static void prepare_backward(const T* raw, T* out, int n, int p, T aux) {
         std::memcpy(out, raw, sizeof(T) * p);
         if (harmonic(aux)) out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
+        out[p + 4 * n + 1] = raw[0];          // b, for the value (bwd_value)
         for (int k = 1; k <= n; ++k) {
             const double amp = double(raw[k]) * inv_factorial<double>(k), aw = amp * double(raw[n + k]), phi = raw[2 * n + k];
             out[k] = T(aw);
-            out[p + 2 * n + k] = T(amp);
+            out[p + 2 * n + k] = T(harmonic(aux) ? amp * std::cos(phi) : amp);  // a_k, or A_k and B_k
+            out[p + 3 * n + k] = T(amp * std::sin(phi));
             if (harmonic(aux)) {
                 out[n + k] = T(std::cos(phi));
                 out[2 * n + k] = T(std::sin(phi));

@@ -252,12 +252,12 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
     }
 }
 
-// VALUE: the family's backward also writes F(x) to y (value_in_backward; no input map).
+// VALUE: the family's backward also writes F(x) to y (bwd_value; no input map).
 template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1, bool VALUE = false>
 static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
                           const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads,
                           unsigned skip, T* y = nullptr) {
-    static_assert(!VALUE || (!MAPPED && PACK == 1), "the value from the backward's pass: no input map, one register");
+    static_assert(!VALUE || !MAPPED, "the value from the backward's pass: no input map");
     const int pf = P - m.clamp;
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * G * P : 0, 0.0);
@@ -396,11 +396,11 @@ template <class F> struct HasFinish<F, std::void_t<decltype(&F::finish_backward)
 // Whether family F writes its value from the backward's pass (for this call's aux; see the top).
 template <class F, class = void> struct ValueInBackward {
     static constexpr bool HAS = false;
-    template <typename T> static bool at(T) { return false; }
+    template <typename T> static bool at(T, unsigned) { return false; }
 };
 template <class F> struct ValueInBackward<F, std::void_t<decltype(&F::value_in_backward)>> {
     static constexpr bool HAS = true;
-    template <typename T> static bool at(T aux) { return F::value_in_backward(aux); }
+    template <typename T> static bool at(T aux, unsigned skip) { return F::value_in_backward(aux, skip); }
 };
 
 // y (may be null): also write F(x) there, from the backward's pass where the family can, else by its
@@ -410,7 +410,7 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
                          const T* raw, int n, int P, const InputMap<T>& m, int nthreads, unsigned skip, T* y) {
     const T aux = F<T, N>::aux(raw, G, P, n);
     const bool mapped = m.clamp || m.domain, runs = G == 1 || block_len >= MIN_RUN;
-    const bool value_here = y && runs && !mapped && ValueInBackward<F<T, N>>::at(aux);
+    const bool value_here = y && runs && !mapped && ValueInBackward<F<T, N>>::at(aux, skip);
     if (y && !value_here) run_forward<T, F, INF_NAN, N>(x, y, Ntot, block_len, G, raw, n, P, m, nthreads);
     const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
     if (runs) {
@@ -418,7 +418,10 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
         bool done = false;  // by the family's backward with its value
         if constexpr (ValueInBackward<F<T, N>>::HAS)
             if (value_here) {
-                backward_runs<T, F<T, N>, INF_NAN, false, 1, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
+                if (PACK > 1 && Packing<F<T, N>>::backward(aux) > 1)
+                    backward_runs<T, F<T, N>, INF_NAN, false, PACK, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
+                else
+                    backward_runs<T, F<T, N>, INF_NAN, false, 1, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
                 done = true;
             }
         if (done) {

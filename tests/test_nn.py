@@ -146,3 +146,18 @@ def test_frozen_second_linear_and_bfloat16_saved_input():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         saved = saved_bytes(block, torch.randn(4, 16, 32, requires_grad=True))
     assert saved == pytest.approx((4 * 16 * 32 * 4) + (4 * 16 * 128 * 2) + 4 * 16 * 32 * 2, rel=0.05)
+
+
+def test_the_activation_backward_is_fused_with_the_recompute_unless_hooked():
+    """An orthoact activation's backward runs inside the block's (one forward_and_backward call); a
+    backward hook on the activation keeps the separate backward, which the hook sees."""
+    torch.manual_seed(0)
+    block = MLP(8, 32, act="fourier:3")
+    x = torch.randn(4, 8)
+    assert type(block(x).grad_fn).__name__ == "LinearOfRecomputedBackward"
+    seen = []
+    block.act.register_full_backward_hook(lambda module, gin, gout: seen.append(gout[0].shape))
+    y = block(x)
+    assert type(y.grad_fn).__name__ == "LinearOfActivationBackward"
+    y.sum().backward()
+    assert seen == [torch.Size([4, 32])]

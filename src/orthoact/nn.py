@@ -100,13 +100,19 @@ class LinearOfRecomputed(torch.autograd.Function):
         return dh, *_weight_grads(ctx, dy, a, need_w, need_b, weight), None, *dact
 
 
+def _backward_hooks(act) -> bool:
+    """Whether a backward hook is registered on the activation module (it would not see a backward
+    that LinearOfRecomputed owns)."""
+    return bool(getattr(act, "_backward_hooks", None) or getattr(act, "_backward_pre_hooks", None))
+
+
 def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:
     """``fc2(act(fc1(x)))``; with ``recompute`` (and gradients on) the activation's output is not
     kept for backward."""
     h = fc1(x)
     if not recompute or not torch.is_grad_enabled():
         return fc2(act(h))
-    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling():
+    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling() and not _backward_hooks(act):
         return LinearOfRecomputed.apply(h, fc2.weight, fc2.bias, act, *act.reference_tensors())
     return LinearOfActivation.apply(act(h), h, fc2.weight, fc2.bias, act)
 

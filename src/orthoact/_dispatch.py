@@ -79,6 +79,7 @@ def recompute(spec: FamilySpec, x: Tensor, params: Sequence[Tensor], grad: Tenso
         raise ValueError(f"grad must have the input's shape {tuple(x.shape)}, got {tuple(grad.shape)}")
     tensors = [*params] + ([clamp_limit] if clamp_limit is not None else [])
     options, inputs, mats, degree = _checked(spec, x, params, channel_dim, domain, clamp_limit, options)
+    V.check_device(x, grad=grad)
     need = [t.requires_grad for t in tensors]
     fn = select_recompute(spec, backend, x, mats, degree, options, inputs)
     y, dx, dmats = fn(spec, x, mats, grad, degree, channel_dim, options, inputs, need_input_grad, need)

@@ -149,8 +149,9 @@ class BasisActivation(nn.Module):
         ``dx = dL/dx`` (``None`` unless ``need_input_grad``) and the gradient of each of
         :meth:`reference_tensors` (``None`` for those that do not require grad). What a block that
         recomputes the activation in its backward needs (:class:`orthoact.nn.MLP`): the fused kernels
-        compute it in one call, and Fourier's rows of any frequencies in one pass (the value from the
-        backward's own cosines); other backends run the forward and then the backward. First
+        compute it in one call, in one pass over the tensors where each group's run is long and there
+        is no input map (the value from what the backward computes anyway: the sines and cosines, the
+        basis, the maxima, P/Q); other backends run the forward and then the backward. First
         derivatives only."""
         return recompute(self.spec, x, self.tensors(), grad, self.channel_dim, self.backend, domain=self.domain,
                          clamp_limit=self.clamp_limit, need_input_grad=need_input_grad, **self.options)

@@ -9,8 +9,8 @@ backward: with a hidden width of 4d the block's saved activations drop from 9d t
 The second Linear is a small autograd function whose backward recomputes ``a = F(h)`` for the
 weight gradient. For an orthoact activation (eagerly) it is :class:`LinearOfRecomputed`, which owns
 the activation's backward too: one call of the activation's ``forward_and_backward`` gives ``a``,
-``dL/dh`` and the activation's parameter gradients (with the fused CPU kernels, one kernel call; for
-Fourier's learned frequencies one pass, whose sines and cosines serve both). Otherwise (any
+``dL/dh`` and the activation's parameter gradients (with the fused CPU kernels, one kernel call and
+one pass, whose basis, sines and cosines or maxima serve both). Otherwise (any
 elementwise activation module whose backward keeps its input: GELU, SiLU, ...; or under
 ``torch.compile``) it is :class:`LinearOfActivation`, which recomputes ``F(h)`` and hands ``dL/da``
 to the activation's own backward. Both work with every orthoact family on every backend (fused CPU,
@@ -80,7 +80,7 @@ class LinearOfRecomputed(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: Tensor, weight: Tensor, bias: Tensor | None, act, *act_tensors: Tensor) -> Tensor:
-        ctx.save_for_backward(h, weight)
+        ctx.save_for_backward(h, weight, *act_tensors)  # (the small parameters: an in-place change raises)
         ctx.act = act
         ctx.has_bias = bias is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
@@ -90,12 +90,12 @@ class LinearOfRecomputed(torch.autograd.Function):
     def backward(ctx, dy: Tensor):
         if torch.is_grad_enabled():
             raise RuntimeError(_DOUBLE_BACKWARD)
-        h, weight = ctx.saved_tensors
+        h, weight, *_ = ctx.saved_tensors
         need_h, need_w, need_b, _, *need_act = ctx.needs_input_grad
         if need_h or any(need_act):
             a, dh, dact = ctx.act.forward_and_backward(h, _input_grad(dy, weight, h), need_input_grad=need_h)
         else:
-            a, dh, dact = ctx.act(h), None, [None] * len(need_act)
+            a, dh, dact = ctx.act(h) if need_w else None, None, [None] * len(need_act)
         dact = [d if need else None for d, need in zip(dact, need_act)]
         return dh, *_weight_grads(ctx, dy, a, need_w, need_b, weight), None, *dact
 

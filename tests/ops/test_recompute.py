@@ -3,6 +3,8 @@ recomputes in its backward), against the float64 reference and against the separ
 backward, on the fused kernels (Fourier's rows of any frequencies write the value from the backward's
 own pass; every other row runs the forward first) and through autograd on the other backends."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -33,12 +35,13 @@ def separate(module, x, grad):
 
 @pytest.mark.parametrize("variant", [*VARIANTS, "fourier@learn_frequencies=False"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-g{c[1]}")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_recompute_matches_reference(variant, case, dtype):
+@pytest.mark.parametrize("dtype, param_dtype", [(torch.float32, torch.float32), (torch.float64, torch.float64),
+                                                (torch.bfloat16, torch.float32), (torch.float16, torch.float32),
+                                                (torch.float32, torch.float64)], ids=str)
+def test_recompute_matches_reference(variant, case, dtype, param_dtype):
     shape, groups, channel_dim = case
     name, _, option = variant.partition("@learn_frequencies=")
     extra = {"learn_frequencies": False} if option else {}
-    param_dtype = dtype if dtype != torch.bfloat16 else torch.float32
     module = make(name, groups=groups, dtype=param_dtype, channel_dim=channel_dim, backend="fused", **extra)
     torch.manual_seed(1)
     x = (2 * torch.randn(shape, dtype=torch.float64)).to(dtype)
@@ -60,14 +63,15 @@ def test_recompute_matches_reference(variant, case, dtype):
 @pytest.mark.parametrize("degree", [1, 2, 3, 5, 8, 10, 11, 20])
 def test_fourier_value_from_the_backward_equals_the_forward(learn, degree):
     """Every compiled degree (1-10 specialised, the others generic), float32 and float64, with a few
-    lanes beyond the fast sine's range (computed with libm) and NaN / +-inf inputs: the value equals the
-    forward's, the gradients the separate backward's."""
-    for dtype in (torch.float32, torch.float64):
+    lanes beyond the fast sine's range (computed with libm), then with NaN / +-inf inputs too: the
+    value equals the forward's, the gradients the separate backward's."""
+    for dtype, nonfinite in itertools.product((torch.float32, torch.float64), (False, True)):
         module = make("fourier", degree, dtype=dtype, seed=degree, backend="fused", learn_frequencies=learn)
         torch.manual_seed(degree)
         x = 3 * torch.randn(4099, dtype=dtype)
         x[100:104] = torch.tensor([5e4, -7e4, 1e6, 3e3], dtype=dtype)  # libm lanes
-        x[2000], x[2001], x[2002] = float("nan"), float("inf"), float("-inf")
+        if nonfinite:
+            x[2000], x[2001], x[2002] = float("nan"), float("inf"), float("-inf")
         grad = torch.randn_like(x)
         got, want = run_recompute(module, x, grad), separate(module, x, grad)
         tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
@@ -76,8 +80,12 @@ def test_fourier_value_from_the_backward_equals_the_forward(learn, degree):
                 assert a is None, name
                 continue
             b = b.to(a.dtype)
-            if name not in ("value", "input grad"):  # sums over every element, NaN from the NaN input
-                assert a.isnan().all() and b.isnan().all(), name
+            if name not in ("value", "input grad"):  # sums over every element (NaN from a NaN input)
+                if nonfinite:
+                    assert a.isnan().all() and b.isnan().all(), name
+                else:  # (the libm lanes' terms are up to 1e6 |c| |w|)
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3 if dtype == torch.float32 else 1e-8,
+                                               msg=lambda m, n=name: f"{n}: {m}")
                 continue
             assert torch.equal(a.isnan(), b.isnan()), name
             a, b = a.nan_to_num(), b.nan_to_num()
@@ -107,6 +115,22 @@ def test_recompute_on_the_reference_backend_and_without_the_input_gradient():
     y, dx, grads = module.forward_and_backward(x, grad, need_input_grad=False)
     assert dx is None and all(g is not None for g in grads)
     torch.testing.assert_close(y, module(x))
+
+
+def test_recompute_frozen_and_harmonic_learned_frequencies():
+    """Learned frequencies still at the paper's harmonic init (their rows' value: the forward first),
+    and the same activation frozen (every parameter without a gradient: the fixed frequencies' pass)."""
+    for frozen in (False, True):
+        module = make("fourier", dtype=torch.float32, backend="fused", random=False)
+        module.requires_grad_(not frozen)
+        x, grad = 3 * torch.randn(2, 1000), torch.randn(2, 1000)
+        y, dx, grads = module.forward_and_backward(x, grad)
+        if frozen:
+            assert all(g is None for g in grads)
+            module.requires_grad_(True)
+            grads = module.forward_and_backward(x, grad)[2]  # (for the comparison below)
+            torch.testing.assert_close((y, dx), module.forward_and_backward(x, grad)[:2], rtol=1e-5, atol=1e-5)
+        assert_matches_reference(module, x, grad, -1, fast=[y, dx, *grads])
 
 
 def test_recompute_clamp_and_domain():

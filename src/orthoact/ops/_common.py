@@ -15,7 +15,9 @@ differentiates the reference formulas instead.
 Eager calls on plain tensors do not go through the custom ops (their dispatch costs more than a
 small activation): :func:`define_ops`'s forward runs the same implementations behind a plain
 ``autograd.Function``, and only what traces (torch.compile, export, fake tensors, dispatch modes,
-functorch) sees the ops.
+functorch) sees the ops. :func:`run_recompute` (the value and the first derivatives from one
+backward call, for :mod:`orthoact.nn`'s MLP) calls a backward implementation directly too; its
+caller sends traced calls through the ops instead (``fused_recompute``).
 """
 
 from __future__ import annotations

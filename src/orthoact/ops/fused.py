@@ -18,11 +18,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from orthoact.backends import recompute_by_autograd
 from orthoact.declarations import FamilySpec
 from orthoact.inputs import InputMap
 from orthoact.ops._build import library
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE
-from orthoact.ops._common import define_ops, kernel_entry, run, run_recompute
+from orthoact.ops._common import define_ops, kernel_entry, plain_eager, run, run_recompute
 from orthoact.reference import compute_dtype
 
 _DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
@@ -117,8 +118,12 @@ def fused_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channel
 def fused_recompute(spec: FamilySpec, x: Tensor, params: list[Tensor], grad: Tensor, degree, channel_dim: int,
                     options: dict, inputs: InputMap, need_input_grad: bool, need_params: list[bool]) -> tuple:
     """``(y, dx, dparams)``: ``F(x)`` and the gradients for ``grad = dL/dF(x)`` from one backward call
-    (see :mod:`orthoact.backends`); Fourier's rows of any frequencies write the value from the
-    backward's own sines and cosines, the other rows run the forward first."""
+    (see :mod:`orthoact.backends`): the backward's pass writes the value from what it computes anyway
+    (Fourier's sines and cosines, Hermite's basis, the maxima, P/Q) where one group's run is long
+    and there is no input map; otherwise the forward runs first, in the same call."""
+    if not plain_eager(x, grad, *params):  # traced (compiled autograd, a dispatch mode...): the custom ops
+        return recompute_by_autograd(fused_run, spec, x, params, grad, degree, channel_dim, options, inputs,
+                                     need_input_grad, need_params)
     dtype = compute_dtype(x, *params)
     return run_recompute(_backward, spec, x, params, grad, degree, channel_dim, options, inputs, dtype, _INPUT_DTYPES,
                          need_input_grad, need_params)

@@ -25,6 +25,11 @@
 //   static constexpr int PACK;  static int pack_forward(T aux), pack_backward(T aux);  // float32
 //        registers per step in the runs layout without an input map, PACK or 1 per call (default 1;
 //        see simd.h and kernels.cpp), chosen by kernel-only A/B
+//   static bool value_in_backward(T aux, unsigned skip);  template <class V, class L>
+//   static V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);  // bwd<false> that also
+//        sets y = F(x) (on the backward-prepared parameters), for a call that asks for the value
+//        (oa_backward's y) in the runs layout without an input map, where value_in_backward says so;
+//        otherwise the driver runs the forward first
 // p is the number of the family's own columns (a clamp limit, when there is one, comes after them).
 // The drivers in kernels.cpp apply the non-finite rules for every family (see kernels.cpp), so a
 // family only computes its formula; on non-finite lanes its result is overwritten.

@@ -29,18 +29,31 @@ template <typename T, int N> struct HermiteF {
         return y;
     }
     template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V t) {
+        return backward<EXT, false>(x, g, a, pos, n_rt, t, static_cast<V*>(nullptr));
+    }
+    // The backward that writes the value too (kernels.cpp): F = sum_k a_k h_k from the basis it
+    // computes anyway, one FMA per term (the backward's row holds the a_k themselves).
+    static bool value_in_backward(T, unsigned) { return true; }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
+        return backward<false, true>(x, g, a, pos, n_rt, V{}, &y);
+    }
+    template <bool EXT, bool VALUE, class V, class L>
+    static OA_INLINE V backward(V x, V g, L& a, i64 pos, int n_rt, V t, V* y) {
         const int n = N > 0 ? N : n_rt;
-        V hp = splat<V>(T(1)), hc = x, d = a.param(1, pos);
+        V hp = splat<V>(T(1)), hc = x, d = a.param(1, pos), value = V{};
+        if constexpr (VALUE) value = a.param(1, pos) * x + a.param(0, pos);
         a.acc(0, pos, g);
         a.acc(1, pos, EXT ? g * (x + t) : g * x);
 #pragma GCC unroll 16
         for (int k = 1; k < n; ++k) {
             const V hn = (x * hc - hp) * (T(1) / T(k + 1));
             d += a.param(k + 1, pos) * hc;  // h_{k+1}' = h_k
+            if constexpr (VALUE) value += a.param(k + 1, pos) * hn;
             a.acc(k + 1, pos, EXT ? g * (hn + t * hc) : g * hn);
             hp = hc;
             hc = hn;
         }
+        if constexpr (VALUE) *y = value;
         return g * d;
     }
     static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }

@@ -30,6 +30,12 @@ template <typename T, int N, int VERSION> struct RationalF {
         if (N > 1 && p == 2 * N) return bwd_impl<(N > 1 ? N - 1 : 1), EXT>(x, g, a, pos, m_rt, p, t);
         return bwd_impl<0, EXT>(x, g, a, pos, m_rt, p, t);
     }
+    // The backward that writes the value too (kernels.cpp): F = P / Q, which it computes anyway.
+    static bool value_in_backward(T, unsigned) { return true; }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int m_rt, int p, T, V& y) {
+        if (N > 1 && p == 2 * N) return bwd_impl<(N > 1 ? N - 1 : 1), false, true>(x, g, a, pos, m_rt, p, V{}, &y);
+        return bwd_impl<0, false, true>(x, g, a, pos, m_rt, p, V{}, &y);
+    }
     template <class V, class L> static OA_INLINE V fwd_d(V x, const L& a, i64 pos, int m_rt, int p, T aux, V& d) {
         V num, dnum, q, dq, s;
         if (N > 1 && p == 2 * N)
@@ -80,11 +86,13 @@ template <typename T, int N, int VERSION> struct RationalF {
         dq = s * dden;
     }
 
-    template <int D, bool EXT, class V, class L> static OA_INLINE V bwd_impl(V x, V g, L& a, i64 pos, int m_rt, int p, V t) {
+    template <int D, bool EXT, bool VALUE = false, class V, class L>
+    static OA_INLINE V bwd_impl(V x, V g, L& a, i64 pos, int m_rt, int p, V t, V* y = nullptr) {
         const int m = N > 0 ? N : m_rt, n = D > 0 ? D : p - m - 1, top = std::max(m, n);
         V num, dnum, q, dq, s;
         terms<D>(x, a, pos, m_rt, p, num, dnum, q, dq, s);
         const V inv = vrecip(q), f = num * inv;
+        if constexpr (VALUE) *y = f;
         const V gi = g * inv, gfi = gi * f;
         const V fprime = (dnum - f * dq) * inv;
         // the b_j sums: -g F/Q dQ/db_j = nb * u^j with u = |x| (A, sgn(b_j) applied at the end) or x (B)

@@ -26,8 +26,19 @@ template <typename T, int N> struct TropicalF {
         return scale * best;
     }
     template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T scale, V) {
-        const int n = N > 0 ? N : n_rt;
         V best;
+        return backward(x, g, a, pos, n_rt, scale, best);
+    }
+    // The backward that writes the value too (kernels.cpp): s times the maximum it finds anyway.
+    static bool value_in_backward(T, unsigned) { return true; }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T scale, V& y) {
+        V best;
+        const V dx = backward(x, g, a, pos, n_rt, scale, best);
+        y = scale * best;
+        return dx;
+    }
+    template <class V, class L> static OA_INLINE V backward(V x, V g, L& a, i64 pos, int n_rt, T scale, V& best) {
+        const int n = N > 0 ? N : n_rt;
         const V arg = argmax(x, a, pos, n, best);
         const V gs = g * scale;
 #pragma GCC unroll 16

@@ -52,14 +52,24 @@ template <typename T, int N> struct TropicalRationalF {
     // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads, by the
     // machine's state), though an Intel Xeon had preferred it: one pass is the simpler code.
     template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
+        V y;
+        return backward<false>(x, g, a, pos, n_rt, y);
+    }
+    // The backward that writes the value too (kernels.cpp): the difference of the maxima it finds anyway.
+    static bool value_in_backward(T, unsigned) { return true; }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
+        return backward<true>(x, g, a, pos, n_rt, y);
+    }
+    template <bool VALUE, class V, class L> static OA_INLINE V backward(V x, V g, L& a, i64 pos, int n_rt, V& y) {
         const int n = N > 0 ? N : n_rt, m = n + 1;
-        V best, num_slope, den_slope;
+        V num, den, num_slope, den_slope;
         Mask<V> arg;
-        max_affine(x, a, pos, n, 0, m, best, num_slope, arg);
+        max_affine(x, a, pos, n, 0, m, num, num_slope, arg);
         arg_sums(a, pos, n, 0, arg, g, g * x);
-        max_affine(x, a, pos, n, 2 * m, 3 * m, best, den_slope, arg);
+        max_affine(x, a, pos, n, 2 * m, 3 * m, den, den_slope, arg);
         const V ng = -g;
         arg_sums(a, pos, n, 2 * m, arg, ng, ng * x);
+        if constexpr (VALUE) y = num - den;
         return g * (num_slope - den_slope);
     }
     // The slope sums (columns s0..s0+n) and offset sums (the n + 1 after them) of one max: v x and v on

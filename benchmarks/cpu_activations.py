@@ -17,6 +17,12 @@ process: peak RSS (VmHWM, reset through /proc/self/clear_refs) above the RSS bef
     python benchmarks/cpu_activations.py                 # full table, writes bench_results/cpu_activations.json
     python benchmarks/cpu_activations.py --quick         # fewer rounds, no torchortho, no memory
     python benchmarks/cpu_activations.py --repeat 3 --quick --only fused   # 3 fresh processes
+    python benchmarks/cpu_activations.py --quick --only fused --mlp         # + the MLP's recompute column
+
+``--mlp`` adds the activation's work inside ``orthoact.nn``'s recompute MLP, per training step: its
+forward (no graph), then in the block's backward the value again and every gradient, which is one
+``forward_and_backward`` call for an orthoact activation and, for GELU, a second forward and
+``gelu_backward`` (column ``mlp/G``, fused rows only).
 
 Targets (issue 23, forward+backward / GELU, fused): Hermite-3, Tropical-5, TropicalRational-5,
 Rational-5/4 (A and B) and fixed-frequency Fourier-5 <= 1.0; Hermite-8 <= 1.0; Fourier-5 with
@@ -121,6 +127,19 @@ def run_once(module: nn.Module, x0: torch.Tensor, dy: torch.Tensor) -> tuple[flo
     return mid - start, end - mid
 
 
+def recompute_once(module: nn.Module, x0: torch.Tensor, dy: torch.Tensor) -> float:
+    """The activation's work per step in orthoact.nn's recompute MLP (see the top)."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        module(x0)  # the block's forward
+        if isinstance(module, nn.GELU):  # its backward: F(h) again for the weight gradient, then dL/dh
+            module(x0)
+            torch.ops.aten.gelu_backward(dy, x0, approximate=module.approximate)
+        else:
+            module.forward_and_backward(x0, dy)
+    return time.perf_counter() - start
+
+
 def _quartiles(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
@@ -128,9 +147,10 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-def time_all(entries, numel: int, rounds: int, slow_rounds: int = 5) -> dict[str, dict]:
+def time_all(entries, numel: int, rounds: int, slow_rounds: int = 5, mlp: bool = False) -> dict[str, dict]:
     """Per provider: median of the per-round ratios to the GELU call next to it (forward, backward,
-    total), the 25th-75th percentile of the total ratio, and the medians of its own and GELU's ms."""
+    total; with ``mlp``, the fused rows' recompute_once too), the 25th-75th percentile of the total
+    ratio, and the medians of its own and GELU's ms."""
     x0, dy = torch.randn(numel), torch.randn(numel)
     modules = {}
     for name, family, kwargs in entries:
@@ -153,6 +173,12 @@ def time_all(entries, numel: int, rounds: int, slow_rounds: int = 5) -> dict[str
                 s["ratio"][k].append(a / b)
             s["ms"].append(1e3 * sum(ours))
             s["gelu_ms"].append(1e3 * sum(theirs))
+            if mlp and name.endswith("/fused"):
+                if r % 2:
+                    a, b = recompute_once(module, x0, dy), recompute_once(gelu, x0, dy)
+                else:
+                    b, a = recompute_once(gelu, x0, dy), recompute_once(module, x0, dy)
+                s["ratio"].setdefault("mlp", []).append(a / b)
     out = {}
     for name, s in samples.items():
         lo, hi = _quartiles(s["ratio"]["total"])
@@ -217,6 +243,7 @@ def repeat_runs(args, k: int) -> int:
             cmd += ["--quick"] if args.quick else []
             cmd += ["--no-torchortho"] if args.no_torchortho else []
             cmd += ["--maps"] if args.maps else []
+            cmd += ["--mlp"] if args.mlp else []
             cmd += [a for only in args.only or [] for a in ("--only", only)]
             print(f"run {i + 1}/{k} (fresh process) ...", flush=True)
             result = subprocess.run(cmd, capture_output=True, text=True)
@@ -257,6 +284,7 @@ def main() -> int:
                         help="only these providers besides GELU (repeatable)")
     parser.add_argument("--no-torchortho", action="store_true")
     parser.add_argument("--maps", action="store_true", help="add Hermite-8, Fourier-5, Rational-5/4 with a domain (and a clamp)")
+    parser.add_argument("--mlp", action="store_true", help="add the recompute MLP's activation work per step (see above)")
     parser.add_argument("--no-memory", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="bench_results/cpu_activations.json")
@@ -290,12 +318,12 @@ def main() -> int:
     if latency:
         print(f"fused kernels: first-call compile {latency['compile_s']:.2f} s, later processes load the cached "
               f"library in {latency['cached_load_s']:.3f} s", flush=True)
-    times = time_all(entries, args.numel, args.rounds)
+    times = time_all(entries, args.numel, args.rounds, mlp=args.mlp)
     memory = {} if (args.quick or args.no_memory) else measure_memory(entries, args.numel)
 
     rows = []
     header = (f"{'configuration':<36}{'ms':>8}{'GELU ms':>9}{'total/G':>9}{'q25-q75':>13}{'fwd/G':>7}{'bwd/G':>7}"
-              f"{'mem MB':>8}{'mem/G':>7}")
+              f"{'mem MB':>8}{'mem/G':>7}" + (f"{'mlp/G':>7}" if args.mlp else ""))
     print(header)
     print("-" * len(header))
     for name, t in times.items():
@@ -306,8 +334,10 @@ def main() -> int:
         rows.append(row)
         mem = f"{row['peak_extra_mb']:>8.1f}{row['memory_ratio']:>7.2f}" if memory else ""
         spread = f"{t['total_ratio_q25']:.2f}-{t['total_ratio_q75']:.2f}"
+        mem = mem or (" " * 15 if args.mlp else "")
+        mlp = f"{t['mlp_ratio']:>7.2f}" if "mlp_ratio" in t else ""
         print(f"{name:<36}{t['ms']:>8.2f}{t['gelu_ms']:>9.2f}{t['total_ratio']:>9.2f}{spread:>13}"
-              f"{t['forward_ratio']:>7.2f}{t['backward_ratio']:>7.2f}{mem}")
+              f"{t['forward_ratio']:>7.2f}{t['backward_ratio']:>7.2f}{mem}{mlp}")
 
     by_name = {r["name"]: r for r in rows}
     if any(n.endswith("/fused") for n in by_name):

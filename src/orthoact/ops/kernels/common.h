@@ -18,8 +18,9 @@
 //        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
 // and optionally
 //   static void finish_backward(const T* raw, double* grad, int n, int p, T aux);  // scale the sums
-//   static constexpr int PX;  static int extra(int n);  // extra prepared columns (at most PX; extra(n)
-//        at degree n), which prepare_forward / prepare_backward write from column p + 1 on
+//   static constexpr int PX;  static int extra(int n, bool forward);  // extra prepared columns (at
+//        most PX; extra(n, forward) at degree n in the forward's or the backward's rows), which
+//        prepare_forward / prepare_backward write from column p + 1 on
 //   static constexpr int own(int n);  // the family's own columns at degree n, where they are fixed by
 //        it (the kernels then refuse a row of another width: oa_forward / oa_backward return 3)
 //   static constexpr int PACK;  static int pack_forward(T aux), pack_backward(T aux);  // float32

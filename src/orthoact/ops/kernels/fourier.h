@@ -44,7 +44,7 @@ template <typename T, int N> struct FourierF {
     // of line: the fast loop keeps its registers).
     static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
-    // Extra prepared columns (4n + 1, from p + 1). Any frequencies, in float32: the fast path's argument in
+    // Extra prepared columns (from p + 1: 2n in the forward's rows, 4n + 1 in the backward's). Any frequencies, in float32: the fast path's argument in
     // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
     // the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos (kernel-only
     // A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding w'_k and phi'_k
@@ -57,7 +57,7 @@ template <typename T, int N> struct FourierF {
     // (harmonic), and b last.
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
     static constexpr int PX = 4 * M + 1;
-    static int extra(int n) { return 4 * n + 1; }
+    static int extra(int n, bool forward) { return forward ? 2 * n : 4 * n + 1; }
     // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 4n + 1, at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }

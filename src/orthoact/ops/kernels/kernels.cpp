@@ -177,14 +177,15 @@ static OA_INLINE V backward_value_element(V x, V g, L& a, i64 pos, int n, int p,
     return nonfinite_backward<T, INF_NAN>(x, dx, a, pos);
 }
 
-// A family may prepare extra columns per group (common.h): PX of them at most, extra(n) for degree n.
+// A family may prepare extra columns per group (common.h): PX of them at most, extra(n, forward) for
+// degree n in the forward's (or the backward's) rows.
 template <class F, class = void> struct Extra {
     static constexpr int MAX = 0;
-    static int cols(int) { return 0; }
+    static int cols(int, bool) { return 0; }
 };
 template <class F> struct Extra<F, std::void_t<decltype(F::PX)>> {
     static constexpr int MAX = F::PX;
-    static int cols(int n) { return F::extra(n); }
+    static int cols(int n, bool forward) { return F::extra(n, forward); }
 };
 
 // Every group's parameters in the form the family's forward (or backward) reads, `width` columns a
@@ -361,7 +362,7 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
 // The prepared rows (see Prepared above).
 template <typename T, class F, bool FORWARD>
 static Prepared<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m) {
-    const int pf = P - m.clamp, extra = Extra<F>::cols(n), width = extra ? pf + 1 + extra : P;
+    const int pf = P - m.clamp, extra = Extra<F>::cols(n, FORWARD), width = extra ? pf + 1 + extra : P;
     Prepared<T> out{std::vector<T>((size_t)G * width), width};
     for (i64 g = 0; g < G; ++g) {
         T* row = out.rows.data() + g * width;

@@ -46,7 +46,7 @@ class Case:
     code: int  # kernel code (orthoact.ops.kernel_table)
     pass_: str  # forward | backward
     layout: str  # runs | rows
-    grads: str  # backward: "dx+dp", "dx", "dp"; forward: "-"
+    grads: str  # backward: "dx+dp", "dx", "dp", "dx+dp+y" (the value too); forward: "-"
     dtype: str
     degree: int
     inputs: str  # none | clamp | domain | clamp+domain
@@ -92,7 +92,7 @@ def cases(quick: bool, families: list[str] | None = None, dtypes: list[str] | No
                     for dtype in dtypes or DTYPES:
                         for layout in ("runs", "rows"):
                             out.append(Case(spec.name, variant, code, "forward", layout, "-", dtype, degree, inputs, arch))
-                            for grads in ("dx+dp", "dx", "dp"):
+                            for grads in ("dx+dp", "dx", "dp", "dx+dp+y"):
                                 out.append(Case(spec.name, variant, code, "backward", layout, grads, dtype, degree, inputs,
                                                 arch))
     return out
@@ -116,7 +116,7 @@ def compile_case(case: Case) -> Row:
     from orthoact.ops.kernels import triton_common
 
     entry = kernel_table()[case.code]
-    fwd, fwd_d, bwd, _, _, nan_at_inf, elements = launcher.family_kernels(case.code)
+    fwd, fwd_d, bwd, _, _, nan_at_inf, elements, value = launcher.family_kernels(case.code)
     p = _columns(entry.spec, case.degree)
     clamp = "clamp" in case.inputs
     domain = "domain" in case.inputs
@@ -134,12 +134,12 @@ def compile_case(case: Case) -> Row:
         constexprs = dict(FWD=fwd, FWD_D=fwd_d or fwd, **common)
     else:
         kernel = triton_common.backward_kernel
-        pointers = {"x_ptr": f"*{elem}", "g_ptr": f"*{elem}", "dx_ptr": f"*{elem}", "params_ptr": "*fp32",
-                    "partial_ptr": "*fp32"}
+        pointers = {"x_ptr": f"*{elem}", "g_ptr": f"*{elem}", "dx_ptr": f"*{elem}", "y_ptr": f"*{elem}",
+                    "params_ptr": "*fp32", "partial_ptr": "*fp32"}
         scalars = ["N", "block_len", "groups", "tiles_per_run", "tiles_per_group", "period", "n_rows", "n_row_blocks"]
         floats = ["aux", "lo", "hi"]
-        constexprs = dict(BWD=bwd, P_PAD=config.p_pad(stride), NEED_DX="dx" in case.grads.split("+"),
-                          NEED_DP="dp" in case.grads.split("+"), **common)
+        constexprs = dict(BWD=bwd, VALUE=value, P_PAD=config.p_pad(stride), NEED_DX="dx" in case.grads.split("+"),
+                          NEED_DP="dp" in case.grads.split("+"), WANT_Y="y" in case.grads.split("+"), **common)
     signature = {**pointers, **{name: "i32" for name in scalars}, **{name: "fp32" for name in floats}}
     signature.update({name: "constexpr" for name in constexprs})
     names = kernel.arg_names
@@ -212,7 +212,7 @@ def main() -> int:
     todo = cases(args.quick, args.family, args.dtype)
     print(f"{len(todo)} kernels to compile ({args.jobs} at a time); TRITON_CACHE_DIR={os.environ.get('TRITON_CACHE_DIR', '(default)')}",
           flush=True)
-    header = (f"{'variant':<24}{'pass':<9}{'layout':<6}{'grads':<7}{'dtype':<9}{'deg':>4} {'inputs':<13}{'sm':>3}"
+    header = (f"{'variant':<24}{'pass':<9}{'layout':<6}{'grads':<8}{'dtype':<9}{'deg':>4} {'inputs':<13}{'sm':>3}"
               f"{'regs':>6}{'spill B':>8}{'smem B':>8}{'prog/SM':>8}{'compile s':>10}  target")
     print(header)
     rows = []
@@ -220,7 +220,7 @@ def main() -> int:
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for row in pool.map(compile_case, todo):
             rows.append(row)
-            cells = (f"{row.variant:<24}{row.pass_:<9}{row.layout:<6}{row.grads:<7}{row.dtype:<9}{row.degree:>4} "
+            cells = (f"{row.variant:<24}{row.pass_:<9}{row.layout:<6}{row.grads:<8}{row.dtype:<9}{row.degree:>4} "
                      f"{row.inputs:<13}{row.arch:>3}")
             if row.error:
                 print(cells + f"  {row.error}", flush=True)

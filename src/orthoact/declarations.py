@@ -49,6 +49,9 @@ class KernelSpec:
     triton_forward: str = "forward"
     triton_backward: str = "backward"
     triton_forward_d: str | None = None  # F and F' together (families that take a domain)
+    # F on the raw parameters, for the backward that writes the value too (orthoact.nn's recompute);
+    # None: triton_forward, which then must read raw parameters (no host-side prepare)
+    triton_value: str | None = None
     triton_elements: int = 8  # elements per thread of the plain Triton forward (fewer for a heavy formula)
 
 

@@ -74,3 +74,30 @@ def test_triton_declines_float64_and_degree_limit(monkeypatch):
     assert "need CUDA" in triton_path.unavailable_reason(spec, torch.zeros(1), [torch.ones(1, 3)], 2, {}, plain)
     with pytest.raises(RuntimeError, match="backend='triton' cannot run hermite on this input"):
         OF.hermite(torch.zeros(3), torch.ones(1, 3), backend="triton")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-g{c[1]}")
+def test_triton_recompute_writes_the_value_from_the_backward(variant, case):
+    """forward_and_backward (orthoact.nn's recompute MLP): one backward launch writes y too."""
+    shape, groups, channel_dim = case
+    module = make(variant, groups=groups, dtype=torch.float32, seed=3, channel_dim=channel_dim, backend="triton")
+    torch.manual_seed(4)
+    x, grad = 1.5 * torch.randn(shape), torch.randn(shape)
+    y, dx, grads = module.forward_and_backward(x, grad)
+    assert_matches_reference(module, x, grad, channel_dim, "triton", fast=[y, dx, *grads])
+
+
+@pytest.mark.parametrize("kwargs", [{"domain": (-1.0, 1.5)}, {"clamp": True}], ids=str)
+def test_triton_recompute_with_input_maps(kwargs):
+    for variant in ("hermite", "fourier", "rational"):
+        module = make(variant, dtype=torch.float32, seed=3, backend="triton", **kwargs)
+        x, grad = 2 * torch.randn(4097), torch.randn(4097)
+        x[7], x[9] = float("nan"), float("inf")
+        y, dx, grads = module.forward_and_backward(x, grad)
+        ref = module(x)
+        assert torch.equal(y.isnan(), ref.isnan())
+        torch.testing.assert_close(y.nan_to_num(), ref.nan_to_num(), rtol=1e-5, atol=1e-5)
+        xf, gf = x[torch.isfinite(x)], grad[torch.isfinite(x)]
+        y, dx, grads = module.forward_and_backward(xf, gf)
+        assert_matches_reference(module, xf, gf, -1, "triton", fast=[y, dx, *grads])

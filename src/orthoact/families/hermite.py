@@ -35,7 +35,7 @@ SPEC = declare(FamilySpec(
     },
     fit_start=hermite_fit_start,
     kernels=lambda: KernelSpec("hermite.h", "HermiteF", "orthoact.ops.kernels.hermite",
-                                       triton_forward_d="forward_d"),
+                                       triton_forward_d="forward_d", triton_value="value"),
     formula="F(x) = sum_{k=0..n} a_k He_k(x)/k!",
     nan_at_infinity=True,
 ))

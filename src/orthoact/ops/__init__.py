@@ -12,6 +12,6 @@ from orthoact.ops._build import load as load_fused_kernels
 from orthoact.ops._common import kernel_table
 
 register_fast_path("fused", fused.unavailable_reason, fused.fused_run, fused.fused_recompute)
-register_fast_path("triton", triton_path.unavailable_reason, triton_path.triton_run)
+register_fast_path("triton", triton_path.unavailable_reason, triton_path.triton_run, triton_path.triton_recompute)
 
 __all__ = ["fused", "load_fused_kernels", "kernel_table"]

@@ -21,11 +21,12 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from orthoact.backends import recompute_by_autograd
 from orthoact.declarations import FamilySpec
 from orthoact.inputs import InputMap
 from orthoact.ops import triton_config as config
 from orthoact.ops._common import MAX_KERNEL_DEGREE as MAX_DEGREE  # (the loops are unrolled at compile time)
-from orthoact.ops._common import define_ops, kernel_entry, run
+from orthoact.ops._common import define_ops, kernel_entry, plain_eager, run, run_recompute
 from orthoact.reference import compute_dtype
 
 
@@ -63,6 +64,7 @@ class FamilyKernels(NamedTuple):
     aux: Any  # host-side family scalar, or None
     nan_at_infinity: bool
     elements: int  # elements per thread of the plain forward
+    value: Any  # F on the backward's (raw) parameters, for the backward that writes the value too
 
 
 @functools.cache
@@ -71,9 +73,16 @@ def family_kernels(code: int) -> FamilyKernels:
     entry = kernel_entry(code)
     module = importlib.import_module(entry.kernel.triton_module)
     forward_d = getattr(module, entry.kernel.triton_forward_d, None) if entry.kernel.triton_forward_d else None
-    return FamilyKernels(getattr(module, entry.kernel.triton_forward), forward_d,
-                         getattr(module, entry.kernel.triton_backward), getattr(module, "prepare", None),
-                         getattr(module, "aux", None), entry.spec.nan_at_infinity, entry.kernel.triton_elements)
+    forward, prepare = getattr(module, entry.kernel.triton_forward), getattr(module, "prepare", None)
+    if entry.kernel.triton_value:
+        value = getattr(module, entry.kernel.triton_value)
+    elif prepare is None:
+        value = forward
+    else:
+        raise TypeError(f"{entry.spec.name}: its Triton forward reads prepared parameters; declare triton_value, "
+                        "F on the raw ones")
+    return FamilyKernels(forward, forward_d, getattr(module, entry.kernel.triton_backward), prepare,
+                         getattr(module, "aux", None), entry.spec.nan_at_infinity, entry.kernel.triton_elements, value)
 
 
 def _bounds(inputs: InputMap) -> tuple[float, float]:
@@ -85,7 +94,7 @@ def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, 
     n = x.numel()
     if n == 0:
         return y
-    fwd, fwd_d, _, prepare, aux, nan_at_inf, elements = family_kernels(code)
+    fwd, fwd_d, _, prepare, aux, nan_at_inf, elements, _ = family_kernels(code)
     p = params.shape[1] - inputs.clamp  # the family's columns (a clamp limit follows)
     prepared = params.float()
     if prepare:
@@ -102,32 +111,38 @@ def _forward(x: Tensor, params: Tensor, code: int, degree: int, block_len: int, 
     return y
 
 
-def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad, fixed=0):
-    # (fixed: the Triton kernels compute every parameter's sums)
+def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_input_grad, need_param_grad, fixed=0,
+              want_value=False):
+    """``(dx, dparams)``; with ``want_value``, ``(dx, dparams, y)``: the forward's ``y`` from the same
+    tiles. (``fixed``: the Triton kernels compute every parameter's sums.)"""
     n = x.numel()
     stride = params.shape[1]
     dx = torch.empty_like(x) if need_input_grad else x.new_empty(0)
-    if n == 0 or not (need_input_grad or need_param_grad):
+    y = torch.empty_like(x) if want_value else None
+    if n == 0 or not (need_input_grad or need_param_grad or want_value):
         shape = params.shape if need_param_grad else (0,)
-        return dx, torch.zeros(shape, dtype=torch.float32, device=x.device)
-    _, _, bwd, _, aux, nan_at_inf, _ = family_kernels(code)
+        dparams = torch.zeros(shape, dtype=torch.float32, device=x.device)
+        return (dx, dparams, y) if want_value else (dx, dparams)
+    _, _, bwd, _, aux, nan_at_inf, _, value = family_kernels(code)
     t = config.tiles("backward")
     g = config.backward_grid(n, block_len, groups, stride, t, config.programs(x.device))
     partial = torch.empty(g.partial_shape if need_param_grad else (1,), dtype=torch.float32, device=x.device)
     _drivers().backward_kernel[g.grid](
-        x, grad, dx if need_input_grad else x, params.float().contiguous(), partial, n, block_len, groups,
-        g.tiles_per_run, g.tiles_per_group, g.period, g.n_rows, g.n_row_blocks,
+        x, grad, dx if need_input_grad else x, y if want_value else x, params.float().contiguous(), partial, n,
+        block_len, groups, g.tiles_per_run, g.tiles_per_group, g.period, g.n_rows, g.n_row_blocks,
         float(aux(params, degree)) if aux else 0.0, *_bounds(inputs),
-        BWD=bwd, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=stride - inputs.clamp, P_PAD=config.p_pad(stride),
-        CLAMP=inputs.clamp, DOMAIN=inputs.domain is not None, NEED_DX=need_input_grad, NEED_DP=need_param_grad,
-        ROWS_LAYOUT=g.rows_layout, BLOCK=t.block, ROWS=t.rows, COLS=t.cols,
-        num_warps=t.num_warps, enable_fp_fusion=config.FP_FUSION,
+        BWD=bwd, VALUE=value, NAN_AT_INF=nan_at_inf, DEGREE=degree, P=stride - inputs.clamp,
+        P_PAD=config.p_pad(stride), CLAMP=inputs.clamp, DOMAIN=inputs.domain is not None, NEED_DX=need_input_grad,
+        NEED_DP=need_param_grad, WANT_Y=want_value, ROWS_LAYOUT=g.rows_layout, BLOCK=t.block, ROWS=t.rows,
+        COLS=t.cols, num_warps=t.num_warps, enable_fp_fusion=config.FP_FUSION,
     )
     if not need_param_grad:
-        return dx, x.new_empty(0, dtype=torch.float32)
-    if g.rows_layout:  # (programs, period, P) -> (groups, P)
-        return dx, partial.sum(0).view(groups, block_len, stride).sum(1)
-    return dx, partial.sum(1)  # (groups, programs, P) -> (groups, P)
+        dparams = x.new_empty(0, dtype=torch.float32)
+    elif g.rows_layout:  # (programs, period, P) -> (groups, P)
+        dparams = partial.sum(0).view(groups, block_len, stride).sum(1)
+    else:
+        dparams = partial.sum(1)  # (groups, programs, P) -> (groups, P)
+    return (dx, dparams, y) if want_value else (dx, dparams)
 
 
 triton_forward, triton_backward = define_ops("triton", _forward, _backward, torch.float32)
@@ -138,3 +153,14 @@ def triton_run(spec: FamilySpec, x: Tensor, params: list[Tensor], degree, channe
     # parameters in float32 whatever the input dtype (the kernels compute in float32)
     return run(triton_forward, spec, x, params, degree, channel_dim, options, inputs, torch.float32,
                (torch.float32, torch.float16, torch.bfloat16))
+
+
+def triton_recompute(spec: FamilySpec, x: Tensor, params: list[Tensor], grad: Tensor, degree, channel_dim: int,
+                     options: dict, inputs: InputMap, need_input_grad: bool, need_params: list[bool]) -> tuple:
+    """``(y, dx, dparams)`` from one backward launch that writes the forward's ``y`` too (see
+    :mod:`orthoact.backends`): the tiles read x once for both."""
+    if not plain_eager(x, grad, *params):  # traced: the custom ops
+        return recompute_by_autograd(triton_run, spec, x, params, grad, degree, channel_dim, options, inputs,
+                                     need_input_grad, need_params)
+    return run_recompute(_backward, spec, x, params, grad, degree, channel_dim, options, inputs, torch.float32,
+                         (torch.float32, torch.float16, torch.bfloat16), need_input_grad, need_params)

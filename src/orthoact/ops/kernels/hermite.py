@@ -36,6 +36,20 @@ def forward_d(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
 
 
 @triton.jit
+def value(x, base, aux, DEGREE: tl.constexpr, P: tl.constexpr):
+    """F on the raw coefficients (the backward's), by the basis' recurrence."""
+    hp = tl.full(x.shape, 1.0, tl.float32)
+    hc = x
+    y = tl.load(base) + tl.load(base + 1) * x
+    for k in tl.static_range(1, DEGREE):
+        hn = (x * hc - hp) * (1.0 / (k + 1))
+        y += tl.load(base + (k + 1)) * hn
+        hp = hc
+        hc = hn
+    return y
+
+
+@triton.jit
 def backward(x, g, t, base, aux, acc, poison, DEGREE: tl.constexpr, P: tl.constexpr, NEED_DP: tl.constexpr,
              EXT: tl.constexpr, ROWS_LAYOUT: tl.constexpr):
     hp = tl.full(x.shape, 1.0, tl.float32)

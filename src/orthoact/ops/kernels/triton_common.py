@@ -28,10 +28,13 @@ A family supplies Triton functions, passed to the drivers as constexpr arguments
     forward(x, base, aux, DEGREE, P) -> F(x)
     forward_d(x, base, aux, DEGREE, P) -> (F(x), F'(x))            (families that take a domain)
     backward(x, g, t, base, aux, acc, poison, DEGREE, P, NEED_DP, EXT, ROWS_LAYOUT) -> (F'(x), acc)
+    value(x, base, aux, DEGREE, P) -> F(x) on the backward's (raw) parameters   (the forward's by default)
 
 ``base`` points at the element's parameter row (a scalar pointer in the runs layout, a ``[1, COLS]``
 block in the rows layout); the backward adds each parameter's contribution ``g dF/dtheta_k`` (with
-EXT, ``g (dF/dtheta_k + t dF'/dtheta_k)``) to ``acc`` with :func:`accumulate`.
+EXT, ``g (dF/dtheta_k + t dF'/dtheta_k)``) to ``acc`` with :func:`accumulate`. With WANT_Y the
+backward also writes the forward's ``y`` from the same tile (``value``, mapped as the forward maps
+it), for orthoact.nn's recompute MLP.
 
 Non-finite inputs (as the reference): with NAN_AT_INF, +-inf is treated as NaN; a NaN input gives a
 NaN output and input gradient, and ``poison`` (NaN at NaN inputs, 0 elsewhere) is added to every
@@ -175,18 +178,25 @@ def forward_kernel(
 
 
 @triton.jit
-def _backward_tile(x, g, base, acc, aux, lo, hi, BWD: tl.constexpr, NAN_AT_INF: tl.constexpr, DEGREE: tl.constexpr,
-                   P: tl.constexpr, CLAMP: tl.constexpr, DOMAIN: tl.constexpr, NEED_DP: tl.constexpr,
-                   ROWS_LAYOUT: tl.constexpr):
-    """dx of one tile, and ``acc`` with its parameter contributions."""
+def _backward_tile(x, g, base, acc, aux, lo, hi, BWD: tl.constexpr, VALUE: tl.constexpr, NAN_AT_INF: tl.constexpr,
+                   DEGREE: tl.constexpr, P: tl.constexpr, CLAMP: tl.constexpr, DOMAIN: tl.constexpr,
+                   NEED_DP: tl.constexpr, WANT_Y: tl.constexpr, ROWS_LAYOUT: tl.constexpr, y_ptr, offs, mask):
+    """dx of one tile and ``acc`` with its parameter contributions; with WANT_Y it stores y, before the
+    backward's sums where it can (nothing kept live through them), after them with a domain (F'(c))."""
     if NAN_AT_INF:
         x = tl.where(tl.abs(x) < float("inf"), x, float("nan"))
     poison = tl.where(x != x, x, 0.0)
     u, s = _mapped(x, base, P, CLAMP)
     if DOMAIN:
         c = tl.minimum(tl.maximum(u, lo), hi)
+        f = VALUE(c, base, aux, DEGREE, P) if WANT_Y else c
         d, acc = BWD(c, g, u - c, base, aux, acc, poison, DEGREE, P, NEED_DP, True, ROWS_LAYOUT)
+        if WANT_Y:  # the linear extension: F(c) + (u - c) F'(c)
+            tl.store(y_ptr + offs, tl.where(x != x, x, f + (u - c) * d).to(y_ptr.dtype.element_ty), mask=mask)
     else:
+        if WANT_Y:
+            tl.store(y_ptr + offs, tl.where(x != x, x, VALUE(u, base, aux, DEGREE, P)).to(y_ptr.dtype.element_ty),
+                     mask=mask)
         d, acc = BWD(u, g, u, base, aux, acc, poison, DEGREE, P, NEED_DP, False, ROWS_LAYOUT)
     du = g * d
     if CLAMP:
@@ -201,6 +211,7 @@ def backward_kernel(
     x_ptr,
     g_ptr,  # upstream gradient dy, contiguous like x
     dx_ptr,  # input gradient (written when NEED_DX)
+    y_ptr,  # the forward's output (written when WANT_Y)
     params_ptr,  # (groups, P + CLAMP) float32, raw parameters
     partial_ptr,  # float32 partial sums, one row of P + CLAMP per program (rows layout: per column)
     N,
@@ -215,6 +226,7 @@ def backward_kernel(
     lo,
     hi,
     BWD: tl.constexpr,  # the family's backward function
+    VALUE: tl.constexpr,  # F on these parameters (WANT_Y)
     NAN_AT_INF: tl.constexpr,
     DEGREE: tl.constexpr,
     P: tl.constexpr,
@@ -223,6 +235,7 @@ def backward_kernel(
     DOMAIN: tl.constexpr,
     NEED_DX: tl.constexpr,
     NEED_DP: tl.constexpr,
+    WANT_Y: tl.constexpr,
     ROWS_LAYOUT: tl.constexpr,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
@@ -238,8 +251,8 @@ def backward_kernel(
             offs, mask = _rows_tile(row_block, cols, period, n_rows, ROWS)
             x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)  # zero outside: adds nothing
-            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN, NEED_DP,
-                                     True)
+            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, VALUE, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN,
+                                     NEED_DP, WANT_Y, True, y_ptr, offs, mask)
             if NEED_DX:
                 tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
         if NEED_DP:  # partial[program, column, k]
@@ -255,8 +268,8 @@ def backward_kernel(
             offs, mask = _runs_tile(group + (t // tiles_per_run) * groups, t % tiles_per_run, block_len, N, BLOCK)
             x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN, NEED_DP,
-                                     False)
+            dx, acc = _backward_tile(x, g, base, acc, aux, lo, hi, BWD, VALUE, NAN_AT_INF, DEGREE, P, CLAMP, DOMAIN,
+                                     NEED_DP, WANT_Y, False, y_ptr, offs, mask)
             if NEED_DX:
                 tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
         if NEED_DP:  # partial[group, program, k] (indices read again: nothing kept live across the loop)

@@ -157,6 +157,8 @@ def time_all(entries, numel: int, rounds: int, slow_rounds: int = 5, mlp: bool =
         provider = name.split("/")[-1] if "/" in name else "gelu"
         modules[name] = make(provider, family, kwargs)
         run_once(modules[name], x0, dy)  # warm-up (loads kernels, first-touch allocations)
+        if mlp and (name.endswith("/fused") or name == "gelu"):
+            recompute_once(modules[name], x0, dy)
     gelu = modules.pop("gelu")
     samples = {name: {"ratio": {"forward": [], "backward": [], "total": []}, "ms": [], "gelu_ms": []} for name in modules}
     for r in range(rounds):

@@ -151,7 +151,8 @@ class BasisActivation(nn.Module):
         recomputes the activation in its backward needs (:class:`orthoact.nn.MLP`): the fused kernels
         compute it in one call, in one pass over the tensors where each group's run is long and there
         is no input map (the value from what the backward computes anyway: the sines and cosines, the
-        basis, the maxima, P/Q); other backends run the forward and then the backward. First
+        basis, the maxima, P/Q), the Triton kernels in one launch (x read once); the reference runs
+        the forward and then the backward. First
         derivatives only."""
         return recompute(self.spec, x, self.tensors(), grad, self.channel_dim, self.backend, domain=self.domain,
                          clamp_limit=self.clamp_limit, need_input_grad=need_input_grad, **self.options)

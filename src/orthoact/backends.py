@@ -16,7 +16,7 @@ The environment variable ``ORTHOACT_BACKEND`` forces one backend for every call 
 name one explicitly (``backend=None``).
 
 Besides ``run``, a backend may offer ``recompute``: ``F(x)`` and the gradients for a given ``dL/dF``
-from one pass (the fused kernels' backward writes the value too), for a caller that would otherwise
+from one call (the fused and Triton backwards write the value too), for a caller that would otherwise
 evaluate the forward again in its backward (:mod:`orthoact.nn`'s MLP). A backend without it gets
 :func:`recompute_by_autograd` (its forward, then its backward, as before).
 """

@@ -9,8 +9,9 @@ backward: with a hidden width of 4d the block's saved activations drop from 9d t
 The second Linear is a small autograd function whose backward recomputes ``a = F(h)`` for the
 weight gradient. For an orthoact activation (eagerly) it is :class:`LinearOfRecomputed`, which owns
 the activation's backward too: one call of the activation's ``forward_and_backward`` gives ``a``,
-``dL/dh`` and the activation's parameter gradients (with the fused CPU kernels, one kernel call and
-one pass, whose basis, sines and cosines or maxima serve both). Otherwise (any
+``dL/dh`` and the activation's parameter gradients (one kernel call with the fused CPU or the Triton
+kernels; on CPU one pass where each group's run is long and there is no input map, whose basis,
+sines and cosines or maxima serve both). Otherwise (any
 elementwise activation module whose backward keeps its input: GELU, SiLU, ...; or under
 ``torch.compile``) it is :class:`LinearOfActivation`, which recomputes ``F(h)`` and hands ``dL/da``
 to the activation's own backward. Both work with every orthoact family on every backend (fused CPU,

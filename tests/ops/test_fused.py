@@ -190,7 +190,7 @@ def test_fused_kernels_with_256_bit_vectors(tmp_path):
     assert width.stdout.strip() == "32", width.stdout + width.stderr
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow",
                            "-k", "(hermite or fourier or rational) and (matches_reference or degrees or accurate or large "
-                           "or gradcheck or ties or signs)",
+                           "or gradcheck or ties or signs or value or nonfinite or frozen)",
                            test_file, os.path.join(os.path.dirname(test_file), "test_recompute.py")],
                           env=env, capture_output=True, text=True, timeout=1200, cwd=root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,7 +1,8 @@
 """``forward_and_backward``: the value and the first derivatives from one call (what orthoact.nn's MLP
 recomputes in its backward), against the float64 reference and against the separate forward and
-backward, on the fused kernels (Fourier's rows of any frequencies write the value from the backward's
-own pass; every other row runs the forward first) and through autograd on the other backends."""
+backward, on the fused kernels (the backward's own pass writes the value in the runs layout without
+an input map; other rows run the forward first in the same call) and through autograd on the
+reference (the Triton kernels' in tests/ops/test_triton.py)."""
 
 import itertools
 
@@ -9,11 +10,11 @@ import pytest
 import torch
 
 import orthoact
-from conftest import TOL, VARIANTS, assert_matches_reference, make
+from conftest import TOL, VARIANTS, assert_matches_reference, make, spec_of
 from orthoact.ops import fused
 
-# (shape, groups, channel_dim): one long run (the backward's own pass for Fourier's any-frequency
-# rows), long runs of 2 groups, short runs (rows layout), a tail shorter than a vector.
+# (shape, groups, channel_dim): one long run (the value from the backward's own pass), long runs of 2
+# groups, short runs (rows layout: the forward first), a tail shorter than a vector.
 CASES = [((3, 1000), 1, -1), ((4, 2, 300), 2, 1), ((5, 6, 7), 3, 1), ((13,), 1, -1)]
 
 
@@ -92,6 +93,21 @@ def test_fourier_value_from_the_backward_equals_the_forward(learn, degree):
             torch.testing.assert_close(a[104:], b[104:], **tol, msg=lambda m, n=name: f"{n}: {m}")
             # the libm lanes: arguments up to 1e6 |w|, rounded with or without a fused multiply-add
             torch.testing.assert_close(a[:104], b[:104], rtol=1e-9, atol=1e-9 if dtype == torch.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("degree", [1, 2, 5, 8, 10, 11, 20, (5, 2)], ids=str)
+def test_value_from_every_family_backward_at_every_compiled_degree(variant, degree):
+    """One long run (the value from the backward's own pass): degrees 1-10 specialised in float32
+    (TropicalRational from degree 8 without its slope lookup, a rational 5/2 without the m/(m-1)
+    shape's own code), 11 and 20 generic, and float64."""
+    if isinstance(degree, tuple) and len(spec_of(variant).degree_args) != 2:
+        pytest.skip("one degree")
+    for dtype in (torch.float32, torch.float64):
+        module = make(variant, degree, dtype=dtype, seed=3, backend="fused")
+        torch.manual_seed(4)
+        x, grad = torch.randn(4099, dtype=dtype), torch.randn(4099, dtype=dtype)
+        assert_matches_reference(module, x, grad, -1, fast=run_recompute(module, x, grad))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

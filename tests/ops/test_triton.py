@@ -101,3 +101,17 @@ def test_triton_recompute_with_input_maps(kwargs):
         xf, gf = x[torch.isfinite(x)], grad[torch.isfinite(x)]
         y, dx, grads = module.forward_and_backward(xf, gf)
         assert_matches_reference(module, xf, gf, -1, "triton", fast=[y, dx, *grads])
+
+
+def test_triton_recompute_is_one_backward_launch(monkeypatch):
+    """The value comes from the backward launch (want_value), with no forward launch."""
+    from orthoact.ops import triton as triton_path
+
+    calls = []
+    forward, backward = triton_path._forward, triton_path._backward
+    monkeypatch.setattr(triton_path, "_forward", lambda *a, **k: calls.append("forward") or forward(*a, **k))
+    monkeypatch.setattr(triton_path, "_backward",
+                        lambda *a, **k: calls.append(("backward", a[11] if len(a) > 11 else False)) or backward(*a, **k))
+    module = make("hermite", dtype=torch.float32, seed=3, backend="triton")
+    module.forward_and_backward(torch.randn(4097), torch.randn(4097))
+    assert calls == [("backward", True)]

@@ -80,3 +80,22 @@ def test_torch_compile_fullgraph_on_cuda(family):
     x = torch.randn(32, 64, device="cuda")
     torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
     compiled(x).sum().backward()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape, groups, channel_dim", LAYOUTS)
+def test_triton_gpu_recompute(variant, dtype, shape, groups, channel_dim):
+    """forward_and_backward (the recompute MLP's backward): one launch writes y with the gradients."""
+    module = make(variant, groups=groups, dtype=torch.float32, seed=0, channel_dim=channel_dim, backend="triton").cuda()
+    x = torch.randn(shape, device="cuda").to(dtype)
+    grad = torch.randn(shape, device="cuda").to(dtype)
+    got = module.forward_and_backward(x, grad)
+    xx = x.clone().requires_grad_()
+    ps = [p.detach().clone().requires_grad_() for p in module.reference_tensors()]
+    y = call(module, xx, ps, channel_dim=channel_dim, backend="triton")
+    y.backward(grad)
+    tol = {torch.float32: 2e-5, torch.bfloat16: 2e-2}[dtype]
+    for i, (a, b) in enumerate(zip([y.detach(), xx.grad, *(p.grad for p in ps)], [got[0], got[1], *got[2]])):
+        scale = (1.0 if i < 2 else x.numel() ** 0.5) * max(1.0, a.abs().max().item())
+        torch.testing.assert_close(b.double(), a.double(), rtol=tol * scale, atol=tol * scale)

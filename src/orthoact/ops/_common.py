@@ -17,7 +17,7 @@ small activation): :func:`define_ops`'s forward runs the same implementations be
 ``autograd.Function``, and only what traces (torch.compile, export, fake tensors, dispatch modes,
 functorch) sees the ops. :func:`run_recompute` (the value and the first derivatives from one
 backward call, for :mod:`orthoact.nn`'s MLP) calls a backward implementation directly too; its
-caller sends traced calls through the ops instead (``fused_recompute``).
+caller sends traced calls through the ops instead (``fused_recompute``, ``triton_recompute``).
 """
 
 from __future__ import annotations

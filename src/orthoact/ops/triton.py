@@ -76,11 +76,8 @@ def family_kernels(code: int) -> FamilyKernels:
     forward, prepare = getattr(module, entry.kernel.triton_forward), getattr(module, "prepare", None)
     if entry.kernel.triton_value:
         value = getattr(module, entry.kernel.triton_value)
-    elif prepare is None:
-        value = forward
-    else:
-        raise TypeError(f"{entry.spec.name}: its Triton forward reads prepared parameters; declare triton_value, "
-                        "F on the raw ones")
+    else:  # (None: the forward reads prepared parameters and no triton_value is declared)
+        value = forward if prepare is None else None
     return FamilyKernels(forward, forward_d, getattr(module, entry.kernel.triton_backward), prepare,
                          getattr(module, "aux", None), entry.spec.nan_at_infinity, entry.kernel.triton_elements, value)
 
@@ -124,6 +121,9 @@ def _backward(grad, x, params, code, degree, block_len, groups, inputs, need_inp
         dparams = torch.zeros(shape, dtype=torch.float32, device=x.device)
         return (dx, dparams, y) if want_value else (dx, dparams)
     _, _, bwd, _, aux, nan_at_inf, _, value = family_kernels(code)
+    if want_value and value is None:
+        raise TypeError(f"{kernel_entry(code).spec.name}: its Triton forward reads prepared parameters; declare "
+                        "triton_value (F on the raw ones) for the backward that writes the value")
     t = config.tiles("backward")
     g = config.backward_grid(n, block_len, groups, stride, t, config.programs(x.device))
     partial = torch.empty(g.partial_shape if need_param_grad else (1,), dtype=torch.float32, device=x.device)

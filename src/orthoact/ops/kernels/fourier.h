@@ -58,7 +58,7 @@ template <typename T, int N> struct FourierF {
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
     static constexpr int PX = 4 * M + 1;
     static int extra(int n, bool forward) { return forward ? 2 * n : 4 * n + 1; }
-    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + 4n + 1, at
+    // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + extra(n), at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
     static OA_INLINE T bound_of(T aux) { return harmonic(aux) ? -aux - T(2) : aux; }

@@ -5,8 +5,11 @@ Tropical 5, TropicalRational 5) and Rational 5/4 (versions A and B) on the fused
 reference path, next to ``nn.GELU``, torchortho 0.1.2 and PAU's rational-activations 0.2.0 (when
 installed), on 4M float32 elements with 2 threads.
 
-A shared machine's noise is larger than the differences measured (``nn.GELU``'s own time here is
-bimodal, 3.3 or 6.2 ms at 4M elements, switching between calls), so providers are never timed in
+Allocation is made steady first (``steady_malloc.py``: glibc's dynamic mmap threshold made every other
+call of the same activation pay page faults for its fresh output, the "bimodal GELU" of the earlier
+runs; ``--dynamic-malloc`` keeps glibc's default). A shared machine's noise is larger still than the
+differences measured (``nn.GELU``'s own time here was 3.3 or 6.2 ms at 4M elements, switching between
+calls), so providers are never timed in
 blocks of their own: every round times each provider right next to a GELU call (the order of the
 two alternating between rounds), and the result is the **median of the per-round ratios**, with
 each provider's median milliseconds and the spread of its ratio over the rounds (25th-75th
@@ -41,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+import steady_malloc
 import torch
 from torch import nn
 
@@ -246,6 +250,7 @@ def repeat_runs(args, k: int) -> int:
             cmd += ["--no-torchortho"] if args.no_torchortho else []
             cmd += ["--maps"] if args.maps else []
             cmd += ["--mlp"] if args.mlp else []
+            cmd += ["--dynamic-malloc"] if args.dynamic_malloc else []
             cmd += [a for only in args.only or [] for a in ("--only", only)]
             print(f"run {i + 1}/{k} (fresh process) ...", flush=True)
             result = subprocess.run(cmd, capture_output=True, text=True)
@@ -291,6 +296,8 @@ def main() -> int:
     parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="bench_results/cpu_activations.json")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--dynamic-malloc", action="store_true",
+                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick and args.rounds == 15:
@@ -302,6 +309,8 @@ def main() -> int:
         return 0
     if args.repeat > 1:
         return repeat_runs(args, args.repeat)
+    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
+    print(malloc, flush=True)
 
     try:
         import torchortho  # noqa: F401

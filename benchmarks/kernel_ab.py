@@ -36,6 +36,7 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+import steady_malloc
 import torch
 
 from orthoact.ops import _build
@@ -73,7 +74,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=16, help="alternating rounds (even: each version first as often)")
     parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
     parser.add_argument("--kernel-only", action="store_true", help="time the kernels on preallocated buffers")
+    parser.add_argument("--dynamic-malloc", action="store_true",
+                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
     args = parser.parse_args()
+    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
+    print(malloc, flush=True)
     if args.family not in _build.cpp_families():
         raise SystemExit(f"family {args.family!r}: expected one with C++ kernels, {', '.join(_build.cpp_families())}")
     kwargs = json.loads(args.kwargs)

@@ -17,6 +17,7 @@ import statistics
 import sys
 import time
 
+import steady_malloc
 import torch
 
 import orthoact
@@ -61,7 +62,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--numel", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dynamic-malloc", action="store_true",
+                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
     args = parser.parse_args()
+    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
+    print(malloc, flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x, dy = torch.randn(args.numel), torch.randn(args.numel)

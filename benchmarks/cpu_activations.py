@@ -296,8 +296,7 @@ def main() -> int:
     parser.add_argument("--no-latency", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="bench_results/cpu_activations.json")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
-    parser.add_argument("--dynamic-malloc", action="store_true",
-                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
+    steady_malloc.add_option(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick and args.rounds == 15:
@@ -309,8 +308,7 @@ def main() -> int:
         return 0
     if args.repeat > 1:
         return repeat_runs(args, args.repeat)
-    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
-    print(malloc, flush=True)
+    steady_malloc.configure(args)
 
     try:
         import torchortho  # noqa: F401

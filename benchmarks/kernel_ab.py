@@ -74,11 +74,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=16, help="alternating rounds (even: each version first as often)")
     parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
     parser.add_argument("--kernel-only", action="store_true", help="time the kernels on preallocated buffers")
-    parser.add_argument("--dynamic-malloc", action="store_true",
-                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
+    steady_malloc.add_option(parser)
     args = parser.parse_args()
-    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
-    print(malloc, flush=True)
+    steady_malloc.configure(args)
     if args.family not in _build.cpp_families():
         raise SystemExit(f"family {args.family!r}: expected one with C++ kernels, {', '.join(_build.cpp_families())}")
     kwargs = json.loads(args.kwargs)

@@ -35,11 +35,9 @@ def main() -> int:
     parser.add_argument("--preset", default="shakespeare-char")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench_results/lm_step_time.json")
-    parser.add_argument("--dynamic-malloc", action="store_true",
-                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
+    steady_malloc.add_option(parser)
     args = parser.parse_args()
-    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
-    print(malloc, flush=True)
+    steady_malloc.configure(args)
     torch.set_num_threads(args.threads)
     cfg = resolve_config(args.preset, ["model.vocab_size=84"])
     m, t = cfg["model"], cfg["train"]

@@ -62,11 +62,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--numel", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--dynamic-malloc", action="store_true",
-                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
+    steady_malloc.add_option(parser)
     args = parser.parse_args()
-    malloc = "malloc: dynamic (glibc's default)" if args.dynamic_malloc else steady_malloc.apply()
-    print(malloc, flush=True)
+    steady_malloc.configure(args)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x, dy = torch.randn(args.numel), torch.randn(args.numel)

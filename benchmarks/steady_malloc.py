@@ -7,7 +7,8 @@ providers can fall into opposite phases. Fixing the threshold (32 MiB, glibc's l
 the default 4M elements from the heap) and never trimming the heap gives each call the same memory:
 4.6 and 7.0 ms every time.
 
-    import steady_malloc; steady_malloc.apply()   # first thing in a benchmark's main (before allocating)
+    steady_malloc.add_option(parser)          # a benchmark's --dynamic-malloc
+    steady_malloc.configure(args)             # first thing after parsing (before allocating): prints what it did
 """
 
 from __future__ import annotations
@@ -32,3 +33,14 @@ def apply() -> str:
     if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
         return "malloc: dynamic (mallopt refused)"
     return f"malloc: steady (mmap threshold {MMAP_THRESHOLD >> 20} MiB, no trimming; --dynamic-malloc for glibc's default)"
+
+
+def add_option(parser) -> None:
+    """A benchmark's ``--dynamic-malloc`` option (keep glibc's default)."""
+    parser.add_argument("--dynamic-malloc", action="store_true",
+                        help="keep glibc's dynamic mmap threshold (see benchmarks/steady_malloc.py)")
+
+
+def configure(args) -> None:
+    """Steady allocation unless ``args.dynamic_malloc``; prints which."""
+    print("malloc: dynamic (glibc's default)" if args.dynamic_malloc else apply(), flush=True)

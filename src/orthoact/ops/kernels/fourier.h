@@ -190,6 +190,12 @@ template <typename T, int N> struct FourierF {
         if (want_w) a.acc(n + k, pos, g * x * s + gt * (s + x * wc));
         a.acc(2 * n + k, pos, sp * dc + cp * ds);
     }
+    // (re + i im) z for z = c + i s.
+    template <class V> static OA_INLINE void times_z(V& re, V& im, V c, V s) {
+        const V r = re * c - im * s;
+        im = re * s + im * c;
+        re = r;
+    }
     // g F'(x) and the harmonic rows' plain sums by the recurrence p_k = g z^k (see the top of the file).
     template <bool WANT_W, class V, class L> static OA_INLINE V harmonic_backward(V x, V g, L& a, i64 pos, int n) {
         const int e0 = own(n);  // e_k in column e0 + k, f_k in e0 + n + k
@@ -198,11 +204,7 @@ template <typename T, int N> struct FourierF {
         V pr = g * c1, pi = g * s1, dx = V{};  // p_1 = g z
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
-            if (k > 1) {  // p_k = p_{k-1} z
-                const V re = pr * c1 - pi * s1;
-                pi = pr * s1 + pi * c1;
-                pr = re;
-            }
+            if (k > 1) times_z(pr, pi, c1, s1);  // p_k = p_{k-1} z
             a.acc(k, pos, pr);
             a.acc(2 * n + k, pos, pi);
             dx += a.param(e0 + k, pos) * pr + a.param(e0 + n + k, pos) * pi;
@@ -315,11 +317,7 @@ template <typename T, int N> struct FourierF {
         V qr = c1, qi = s1, d = V{}, value = a.param(e0 + 4 * n + 1, pos);
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
-            if (k > 1) {  // q_k = q_{k-1} z
-                const V re = qr * c1 - qi * s1;
-                qi = qr * s1 + qi * c1;
-                qr = re;
-            }
+            if (k > 1) times_z(qr, qi, c1, s1);  // q_k = q_{k-1} z
             a.acc(k, pos, g * qr);
             a.acc(2 * n + k, pos, g * qi);
             d += a.param(e0 + k, pos) * qr + a.param(e0 + n + k, pos) * qi;

@@ -12,6 +12,9 @@ degrees), so they must agree on those and on the library ABI version.
     python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --base main --head HEAD
     python benchmarks/kernel_ab.py tropical_rational '{"degree": 5}' --base HEAD~2 --threads 1 --rounds 21
     python benchmarks/kernel_ab.py fourier '{"degree": 5, "learn_frequencies": false}' --kernel-only --threads 1
+    python benchmarks/kernel_ab.py tropical_rational '{"degree": 5}' --kernel-only --parameters \
+        '{"slopes_num": [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], "offsets_num": [-1.5625, -0.5625, -0.0625, -0.0625, -0.5625, -1.5625],
+          "slopes_den": [-2.5, -1.5, -0.5, 0.5, 1.5, 2.5], "offsets_den": [-1.5625, -0.5625, -0.0625, -0.0625, -0.5625, -1.5625]}'
 
 ``--kernel-only`` calls the libraries' ``oa_forward`` / ``oa_backward`` on preallocated buffers (the
 module's parameters packed as the fast path packs them; one group, no input map) instead of the module: no
@@ -74,6 +77,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=16, help="alternating rounds (even: each version first as often)")
     parser.add_argument("--calls", type=int, default=3, help="calls per version and round; the fastest counts")
     parser.add_argument("--kernel-only", action="store_true", help="time the kernels on preallocated buffers")
+    parser.add_argument("--parameters", default=None,
+                        help="the module's parameter values as JSON, name to nested list (default: its init), e.g. "
+                             "TropicalRational's lines all on their envelopes")
     steady_malloc.add_option(parser)
     args = parser.parse_args()
     steady_malloc.configure(args)
@@ -82,6 +88,8 @@ def main() -> int:
     kwargs = json.loads(args.kwargs)
     torch.set_num_threads(args.threads)
     module = make("fused", args.family, kwargs)
+    if args.parameters:
+        set_parameters(module, json.loads(args.parameters))
     x0, dy = torch.randn(args.numel), torch.randn(args.numel)
     step = kernel_step(module, x0, dy) if args.kernel_only else None  # (refuses what it cannot time, before building)
     with tempfile.TemporaryDirectory(prefix="orthoact-kernel-ab-") as scratch:
@@ -137,6 +145,19 @@ def earlier_abi(path: Path) -> ctypes.CDLL:
     if lib.oa_abi_version() not in EARLIER_ABI:
         raise SystemExit(f"{path}: ABI version {lib.oa_abi_version()}, expected one of {EARLIER_ABI}")
     return lib
+
+
+def set_parameters(module, values: dict) -> None:
+    """Copy ``values`` (parameter name to nested list) into the module's parameters of those names."""
+    params = dict(module.named_parameters())
+    for name, value in values.items():
+        if name not in params:
+            raise SystemExit(f"--parameters: {name!r} is not a parameter of the module ({', '.join(params)})")
+        value = torch.tensor(value, dtype=params[name].dtype)
+        if value.numel() != params[name].numel():
+            raise SystemExit(f"--parameters: {name!r} has {params[name].numel()} values, got {value.numel()}")
+        with torch.no_grad():
+            params[name].copy_(value.reshape(params[name].shape))
 
 
 def kernel_step(module, x0: torch.Tensor, dy: torch.Tensor):

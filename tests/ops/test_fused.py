@@ -253,6 +253,74 @@ def test_fused_tropical_rational_ties_go_to_the_first_piece(groups):
             assert (grad[:, [2, 4, 5] if name.endswith("num") else [1, 3, 5]] == 0).all(), (name, grad)
 
 
+def _lines_through_one_point(act):
+    """TropicalRational lines, every group alike: the numerator's pieces 0-3 and 5 all pass through
+    (1, 0) (5 repeats 3), 4 lies below the others everywhere; the denominator's 2 and 3 cross at
+    x = -0.5 (a float), 0 is the envelope's left piece, 1 and 5 never win, 4 wins at the far right."""
+    with torch.no_grad():
+        act.slopes_num.copy_(torch.tensor([0.0, 1.0, -1.0, 2.0, 0.0, 2.0]).expand_as(act.slopes_num))
+        act.offsets_num.copy_(torch.tensor([0.0, -1.0, 1.0, -2.0, -5.0, -2.0]).expand_as(act.offsets_num))
+        act.slopes_den.copy_(torch.tensor([-3.0, -0.25, -1.0, 1.0, 4.0, 0.5]).expand_as(act.slopes_den))
+        act.offsets_den.copy_(torch.tensor([-3.0, -6.0, 0.0, 1.0, -12.0, -7.0]).expand_as(act.offsets_den))
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_fused_tropical_rational_envelope_pieces(groups):
+    """The float32 backward reads each max from its upper envelope (the pieces of x's axis and their
+    first arg-max line): lines meeting in one point at a float x (a piece of one value, x = 1, where
+    the first of the tied lines wins, though it wins nowhere else), a line below the envelope and a
+    repeated line (gradients exactly 0), crossings at floats and between them, in the runs layout and
+    the rows layout, against the reference."""
+    act = orthoact.TropicalRational(5, groups=groups, channel_dim=-1)
+    _lines_through_one_point(act)
+    one = torch.tensor(1.0)
+    near = [-0.5, torch.nextafter(torch.tensor(-0.5), -one).item(), torch.nextafter(torch.tensor(-0.5), one).item(),
+            1.0, torch.nextafter(one, 2 * one).item(), torch.nextafter(one, 0 * one).item(), 1.0, 1.0, -3.5, 3.7]
+    for shape in [(4, 5000 * groups), (5000, 3 * groups)]:  # long runs of one group / short rows
+        x = torch.linspace(-6, 6, math.prod(shape))
+        x[: len(near) * 40] = torch.tensor(near).repeat(40)
+        x = x[torch.randperm(x.numel(), generator=torch.Generator().manual_seed(0))].reshape(shape)
+        g = torch.randn(shape)
+        assert_matches_reference(act, x, g)
+        act.zero_grad()
+        act.backend = "fused"
+        act(x).backward(g)
+        if groups == 1:  # line 0 wins at x = 1 only: g and g x summed there
+            assert act.offsets_num.grad[0, 0].item() == pytest.approx(g[x == 1.0].double().sum().item(), rel=1e-5)
+            assert act.slopes_num.grad[0, 0].item() == pytest.approx(g[x == 1.0].double().sum().item(), rel=1e-5)
+        for name, never in (("slopes_num", [1, 4, 5]), ("offsets_num", [1, 4, 5]),
+                            ("slopes_den", [1, 5]), ("offsets_den", [1, 5])):
+            assert (getattr(act, name).grad[:, never] == 0).all(), (name, getattr(act, name).grad)
+
+
+def test_fused_tropical_rational_envelope_sums_to_lines():
+    """Sums per envelope piece go back to the pieces' lines in the group they belong to: groups with
+    different lines (one random, one with lines through one point, one with a line only on a
+    piece of one value), channels first (runs) and channels last (rows), every gradient against the
+    reference, float32 and bfloat16 inputs, and with a NaN input in one group (every gradient of that
+    group NaN, the others finite)."""
+    act = orthoact.TropicalRational(5, groups=3, channel_dim=1)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name in ("slopes_num", "offsets_num", "slopes_den", "offsets_den"):
+            getattr(act, name).normal_()
+        act.slopes_num[1] = torch.tensor([0.0, 1.0, -1.0, 2.0, 0.0, 2.0])
+        act.offsets_num[1] = torch.tensor([0.0, -1.0, 1.0, -2.0, -5.0, -2.0])
+    for channel_dim, shape in ((1, (2, 3, 4001)), (-1, (2, 4001, 3))):
+        act.channel_dim = channel_dim
+        x = 2 * torch.randn(shape)
+        x.view(-1)[::7] = 1.0
+        for dtype in (torch.float32, torch.bfloat16):
+            assert_matches_reference(act, x.to(dtype), torch.randn(shape).to(dtype), channel_dim=channel_dim)
+        x[(0, 2, 5) if channel_dim == 1 else (0, 5, 2)] = float("nan")
+        act.backend = "fused"
+        act.zero_grad()
+        act(x).sum().backward()
+        for name in ("slopes_num", "offsets_num", "slopes_den", "offsets_den"):
+            grad = getattr(act, name).grad
+            assert grad[2].isnan().all() and grad[:2].isfinite().all(), (name, grad)
+
+
 def test_fused_only_parameter_or_only_input_grad():
     act = orthoact.Hermite(3, backend="fused")
     x = torch.randn(100)

@@ -188,13 +188,17 @@ template <typename T, int P> struct Blocked {
     V S[P];
     I bad{};
     unsigned skip = 0;  // parameter tensors whose gradients are not wanted (bit j: the j-th; see kernels.cpp)
+    const T* row = nullptr;  // the group's prepared row, as set
     void set(const T* params, int p) {
+        row = params;
         for (int k = 0; k < p; ++k) {
             A[k] = splat<V>(params[k]);
             S[k] = V{};
         }
     }
     OA_INLINE V param(int k, i64) const { return A[k]; }
+    // Parameters k .. k + W - 1 of the row, one per lane (a table for permute; the row must have them).
+    OA_INLINE V lanes(int k) const { return load<V>(row + k); }
     // A pack's registers are added together before they reach the accumulator (one add per pack).
     template <class X> OA_INLINE void acc(int k, i64, const X& v) { S[k] += fold(v); }
     template <class M, class X> OA_INLINE void acc_if(int k, i64, const M& mask, const X& v) {

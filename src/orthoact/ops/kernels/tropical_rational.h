@@ -5,17 +5,121 @@
 #pragma once
 #include "common.h"
 
+// The float32 backward takes each max from its upper envelope, prepared per group on the host: the
+// pieces of x's axis on which one line is the (first) arg-max, in increasing x, and the float where
+// each piece starts. Per element and max that is a comparison per piece boundary, a lookup of the
+// piece's slope and offset and two masked sums per piece, instead of an FMA, a comparison, two blends
+// and two masked sums per line; a line never on the envelope costs nothing (the benchmark's module,
+// the paper's normal init, has 3 and 4 pieces of 6 lines). The sums are per piece (a mask per piece
+// from two adjacent comparisons) and finish_backward moves them to the pieces' lines. Ties go to the
+// first arg-max, as the per-line loop's: the host finds the winner at each crossing by evaluating the
+// lines there in float64 (exact for float32 parameters at a crossing that is a float, the only place a
+// float32 x can tie). Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward
+// 0.65x with the benchmark's module, 0.78x with every line on its envelope (tangents of x^2). The
+// forward keeps the per-line loop (without the arg-max it is an FMA and a max per line; the
+// envelope's comparisons and lookups measured 1.07-1.27x), and so do float64 kernels and rows with a
+// non-finite parameter (aux says which: 1 envelope, 0 per line).
 template <typename T, int N> struct TropicalRationalF {
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
-    // max_k (s_k x + o_k), its first arg-max and the slope there. With one group's parameters in every
-    // lane (runs layout) and the n + 1 slopes fitting one vector, the slope is one permute of them by
-    // the arg-max, not a blend per piece.
-    // Two registers per backward step (simd.h): kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 1 thread,
-    // 4M float32: backward 0.87x; the forward gains nothing (1.00x).
+    static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;
+    // Two registers per backward step (simd.h): kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32,
+    // the per-line loop (1 thread): backward 0.87x; the envelope's (2 threads, every line on it): 0.95x;
+    // the forward gains nothing (1.00x).
     static constexpr int PACK = 2;
     static int pack_forward(T) { return 1; }
     static int pack_backward(T) { return PACK; }
+    static OA_INLINE bool by_envelope(T aux) { return aux > T(0.5); }
+
+    // Extra prepared columns (from own(n) + 1), per max (numerator first): the piece count, the n
+    // starts of pieces 1..n (+inf past the last piece: no finite x reaches them), and the n + 1
+    // pieces' slopes and offsets (tables that permute reads as one vector: W columns of padding after
+    // them).
+    static constexpr int PX = 2 * (3 * M + 3) + VT<T>::W;
+    static int extra(int n, bool) { return 2 * (3 * n + 3) + VT<T>::W; }  // (a vector's lanes past the last table)
+    static constexpr OA_INLINE int own(int n) { return 4 * (n + 1); }
+    static constexpr OA_INLINE int envelope_columns(int n, int h) { return own(n) + 1 + h * (3 * n + 3); }
+
+    // ---- the upper envelope (host) -------------------------------------------------------------
+    // The first arg-max of s_k x + o_k at x in float64 (one rounding each: lines that tie exactly
+    // stay tied), or at x = -inf (sign < 0: least slope, then greatest offset) or +inf (sign > 0).
+    static int winner(const T* s, const T* o, int n, double x, int sign) {
+        int best = 0;
+        for (int k = 1; k <= n; ++k) {
+            if (sign != 0) {
+                const double ds = sign * (double(s[k]) - double(s[best]));
+                if (ds > 0 || (ds == 0 && o[k] > o[best])) best = k;
+            } else if (std::fma(double(s[k]), x, double(o[k])) > std::fma(double(s[best]), x, double(o[best]))) {
+                best = k;
+            }
+        }
+        return best;
+    }
+    // The least T >= t, and the least T > t.
+    static T at_or_above(double t) {
+        T f = T(t);
+        if (double(f) < t) f = std::nextafter(f, T(INFINITY));
+        return f;
+    }
+    static T above(double t) {
+        const T f = at_or_above(t);
+        return double(f) == t ? std::nextafter(f, T(INFINITY)) : f;
+    }
+    // The pieces of max_k (s_k x + o_k) over the T values x: line[i] the first arg-max on piece i,
+    // start[i] (i >= 1) the least x of piece i. Between two adjacent crossings of any two lines the
+    // arg-max is constant: each such open interval and each crossing is a candidate piece (a crossing
+    // that is not a T value is empty); adjacent candidates with one line merge. Returns the count (at
+    // most n + 1: each line is the arg-max on one interval), or 0 for a non-finite parameter.
+    static int envelope(const T* s, const T* o, int n, int* line, T* start) {
+        double cross[(M + 1) * M / 2];
+        int m = 0;
+        for (int i = 0; i <= n; ++i) {
+            if (!std::isfinite(s[i]) || !std::isfinite(o[i])) return 0;
+            for (int j = 0; j < i; ++j)
+                if (s[i] != s[j]) cross[m++] = (double(o[j]) - double(o[i])) / (double(s[i]) - double(s[j]));
+        }
+        std::sort(cross, cross + m);
+        m = int(std::unique(cross, cross + m) - cross);
+        int count = 0;
+        bool over = false;  // more pieces than lines (not expected: a safeguard against rounding)
+        auto add = [&](T from, int k) {
+            if (over) return;
+            if (count > 0 && from <= start[count - 1]) --count;  // the previous candidate is empty
+            if (count > 0 && line[count - 1] == k) return;       // the same line goes on
+            if (count > n) {
+                over = true;
+                return;
+            }
+            line[count] = k;
+            start[count++] = from;
+        };
+        add(T(-INFINITY), winner(s, o, n, 0.0, -1));
+        for (int c = 0; c < m; ++c) {
+            add(at_or_above(cross[c]), winner(s, o, n, cross[c], 0));
+            add(above(cross[c]), c + 1 < m ? winner(s, o, n, 0.5 * (cross[c] + cross[c + 1]), 0) : winner(s, o, n, 0.0, 1));
+        }
+        return over ? 0 : count;
+    }
+    // Per max h (0: numerator, 1: denominator), its envelope in the extra columns.
+    static bool prepare_envelope(const T* raw, T* out, int n, int h) {
+        const int m = n + 1, c0 = envelope_columns(n, h);
+        int line[M + 2];
+        T start[M + 2];
+        const int count = envelope(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
+        out[c0] = T(count);
+        for (int i = 1; i <= n; ++i) out[c0 + i] = i < count ? start[i] : T(INFINITY);
+        for (int i = 0; i <= n; ++i) {
+            const int k = line[std::min(i, std::max(count - 1, 0))];
+            out[c0 + n + 1 + i] = count ? raw[2 * h * m + k] : T(0);
+            out[c0 + 2 * n + 2 + i] = count ? raw[(2 * h + 1) * m + k] : T(0);
+        }
+        return count > 0;
+    }
+
+    // ---- the per-line loop (float64, non-finite parameters) --------------------------------------
+    // max_k (s_k x + o_k), its first arg-max and the slope there. With one group's parameters in every
+    // lane (runs layout) and the n + 1 slopes fitting one vector, the slope is one permute of them by
+    // the arg-max, not a blend per piece.
     template <class L> static constexpr bool lookup() { return N > 0 && N + 1 <= VT<T>::W && L::UNIFORM; }
     template <class V, class L>
     static OA_INLINE void max_affine(V x, const L& a, i64 pos, int n, int s0, int o0, V& best, V& slope, Mask<V>& arg) {
@@ -32,46 +136,9 @@ template <typename T, int N> struct TropicalRationalF {
             if (!lookup<L>()) slope = select(better, s, slope);
             arg = select(better, splat<I>(k), arg);
         }
-        if constexpr (lookup<L>()) {
-            typename VT<T>::V table{};
-            for (int k = 0; k <= n; ++k) table[k] = a.param(s0 + k, pos)[0];
-            slope = permute(table, arg);
-        }
+        if constexpr (lookup<L>()) slope = permute(table<L>(a, pos, n, s0), arg);
     }
-    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
-        const int n = N > 0 ? N : n_rt, m = n + 1;
-        V num, den, s;
-        Mask<V> i;
-        max_affine(x, a, pos, n, 0, m, num, s, i);
-        max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
-        return num - den;
-    }
-    // The backward of one vector, in one pass: both arg-maxes and the 4(n + 1) masked sums (x g and g
-    // at the numerator's arg-max, -x g and -g at the denominator's). Splitting the numerator's and the
-    // denominator's sums into two sweeps per chunk (12 accumulators live, not 24) was 5-25% slower on
-    // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads, by the
-    // machine's state), though an Intel Xeon had preferred it: one pass is the simpler code.
-    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T, V) {
-        V y;
-        return backward<false>(x, g, a, pos, n_rt, y);
-    }
-    // The backward that writes the value too (kernels.cpp): the difference of the maxima it finds anyway.
-    static bool value_in_backward(T, unsigned) { return true; }
-    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
-        return backward<true>(x, g, a, pos, n_rt, y);
-    }
-    template <bool VALUE, class V, class L> static OA_INLINE V backward(V x, V g, L& a, i64 pos, int n_rt, V& y) {
-        const int n = N > 0 ? N : n_rt, m = n + 1;
-        V num, den, num_slope, den_slope;
-        Mask<V> arg;
-        max_affine(x, a, pos, n, 0, m, num, num_slope, arg);
-        arg_sums(a, pos, n, 0, arg, g, g * x);
-        max_affine(x, a, pos, n, 2 * m, 3 * m, den, den_slope, arg);
-        const V ng = -g;
-        arg_sums(a, pos, n, 2 * m, arg, ng, ng * x);
-        if constexpr (VALUE) y = num - den;
-        return g * (num_slope - den_slope);
-    }
+    template <class L> static OA_INLINE typename VT<T>::V table(const L& a, i64, int, int c) { return a.lanes(c); }
     // The slope sums (columns s0..s0+n) and offset sums (the n + 1 after them) of one max: v x and v on
     // the lanes whose arg-max is k.
     template <class V, class L> static OA_INLINE void arg_sums(L& a, i64 pos, int n, int s0, Mask<V> arg, V v, V vx) {
@@ -82,7 +149,121 @@ template <typename T, int N> struct TropicalRationalF {
             a.acc_if(s0 + n + 1 + k, pos, on, v);
         }
     }
+
+    // ---- the envelope (float32) ------------------------------------------------------------------
+    // Max h's value at x and its slope there, and g x and g summed per piece (piece i's in the
+    // max's columns i and n + 1 + i: finish_backward moves them to the pieces' lines). A uniform row
+    // stops at its piece count (a branch per piece, the same for a whole run); per-position rows go to n.
+    template <class V, class L>
+    static OA_INLINE V envelope_max(V x, L& a, i64 pos, int n, int h, V& slope, V g, V gx) {
+        typedef Mask<V> I;
+        const int c0 = envelope_columns(n, h), s0 = 2 * h * (n + 1);
+        const int last = L::UNIFORM ? int(a.param(c0, pos)[0]) - 1 : n;  // the last piece
+        I idx{}, from = ~I{};  // the piece's index; the lanes at or past the current piece's start
+        V offset{};
+        if constexpr (!lookup<L>()) slope = a.param(c0 + n + 1, pos), offset = a.param(c0 + 2 * n + 2, pos);
+#pragma GCC unroll 16
+        for (int i = 0; i <= n; ++i) {
+            if (i > last) break;
+            const I next = i < n ? I(x >= V(a.param(c0 + 1 + i, pos))) : I{};
+            if (i < n) {
+                idx -= next;
+                if constexpr (!lookup<L>()) {
+                    slope = select(next, V(a.param(c0 + n + 2 + i, pos)), slope);
+                    offset = select(next, V(a.param(c0 + 2 * n + 3 + i, pos)), offset);
+                }
+            }
+            const I on = from ^ next;
+            a.acc_if(s0 + i, pos, on, gx);
+            a.acc_if(s0 + n + 1 + i, pos, on, g);
+            from = next;
+        }
+        if constexpr (lookup<L>()) {
+            slope = permute(table<L>(a, pos, n, c0 + n + 1), idx);
+            offset = permute(table<L>(a, pos, n, c0 + 2 * n + 2), idx);
+        }
+        return slope * x + offset;
+    }
+
+    // The forward takes the per-line loop whatever aux says (see the top).
+    template <class V, class L> static OA_INLINE V fwd(V x, const L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt, m = n + 1;
+        V num, den, s;
+        Mask<V> i;
+        max_affine(x, a, pos, n, 0, m, num, s, i);
+        max_affine(x, a, pos, n, 2 * m, 3 * m, den, s, i);
+        return num - den;
+    }
+    // The backward of one vector, in one pass: both arg-maxes and the 4(n + 1) masked sums (x g and g
+    // at the numerator's arg-max, -x g and -g at the denominator's; the envelope's sums are +x g and +g
+    // for both, finish_backward negates the denominator's). Splitting the numerator's and the
+    // denominator's sums into two sweeps per chunk (12 accumulators live, not 24) was 5-25% slower on
+    // the AMD EPYC (Zen 5) of 2026-12-04 (kernel-only A/B, 4M float32, 1 and 2 threads, by the
+    // machine's state), though an Intel Xeon had preferred it: one pass is the simpler code.
+    template <bool EXT, class V, class L> static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V) {
+        V y;
+        return backward<false>(x, g, a, pos, n_rt, aux, y);
+    }
+    // The backward that writes the value too (kernels.cpp): the difference of the maxima it finds anyway.
+    static bool value_in_backward(T, unsigned) { return true; }
+    template <class V, class L> static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n_rt, int, T aux, V& y) {
+        return backward<true>(x, g, a, pos, n_rt, aux, y);
+    }
+    template <bool VALUE, class V, class L> static OA_INLINE V backward(V x, V g, L& a, i64 pos, int n_rt, T aux, V& y) {
+        const int n = N > 0 ? N : n_rt, m = n + 1;
+        V num, den, num_slope, den_slope;
+        const V gx = g * x;
+        if (by_envelope(aux)) {
+            num = envelope_max(x, a, pos, n, 0, num_slope, g, gx);
+            den = envelope_max(x, a, pos, n, 1, den_slope, g, gx);
+        } else {
+            Mask<V> arg;
+            max_affine(x, a, pos, n, 0, m, num, num_slope, arg);
+            arg_sums(a, pos, n, 0, arg, g, gx);
+            max_affine(x, a, pos, n, 2 * m, 3 * m, den, den_slope, arg);
+            const V ng = -g;
+            arg_sums(a, pos, n, 2 * m, arg, ng, ng * x);
+        }
+        if constexpr (VALUE) y = num - den;
+        return g * (num_slope - den_slope);
+    }
     static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
-    static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
-    static T aux(const T*, i64, int, int) { return T(0); }
+    static void prepare_backward(const T* raw, T* out, int n, int p, T aux) {
+        std::memcpy(out, raw, sizeof(T) * p);
+        if (by_envelope(aux)) prepare_envelope(raw, out, n, 0), prepare_envelope(raw, out, n, 1);
+    }
+    // The envelope's per-piece sums to the pieces' lines (the denominator's negated); a group whose
+    // inputs had a NaN (every sum NaN) keeps them all.
+    static void finish_backward(const T* raw, double* grad, int n, int, T aux) {
+        if (!by_envelope(aux)) return;
+        const int m = n + 1;
+        bool all_nan = true;
+        for (int k = 0; k < 4 * m; ++k) all_nan = all_nan && std::isnan(grad[k]);
+        if (all_nan) return;
+        for (int h = 0; h < 2; ++h) {
+            int line[M + 2];
+            T start[M + 2];
+            const int count = envelope(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
+            double* sums = grad + 2 * h * m;
+            double piece[2 * (M + 1)];
+            std::copy(sums, sums + 2 * m, piece);
+            std::fill(sums, sums + 2 * m, 0.0);
+            const double sign = h ? -1.0 : 1.0;
+            for (int i = 0; i < count; ++i) {
+                sums[line[i]] += sign * piece[i];
+                sums[m + line[i]] += sign * piece[m + i];
+            }
+        }
+    }
+    // 1 when every group's lines are finite and the kernels are float32 (the envelope), else 0.
+    static T aux(const T* params, i64 G, int P_, int n) {
+        if (!std::is_same<T, float>::value) return T(0);
+        const int m = n + 1;
+        int line[M + 2];
+        T start[M + 2];
+        for (i64 g = 0; g < G; ++g)
+            for (int h = 0; h < 2; ++h)
+                if (!envelope(params + g * P_ + 2 * h * m, params + g * P_ + (2 * h + 1) * m, n, line, start)) return T(0);
+        return T(1);
+    }
 };

@@ -165,3 +165,73 @@ def test_the_activation_backward_is_fused_with_the_recompute_unless_hooked():
     assert type(y.grad_fn).__name__ == "LinearOfActivationBackward"
     y.sum().backward()
     assert seen == [torch.Size([4, 32])]
+
+
+def _graph(y):
+    """The names of the autograd nodes behind y."""
+    seen, stack = set(), [y.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            stack.extend(f for f, _ in fn.next_functions)
+    return {type(fn).__name__ for fn in seen}
+
+
+def _grads(block, x):
+    block.zero_grad()
+    x = x.clone().requires_grad_()
+    y = block(x)
+    y.square().sum().backward()
+    return [y.detach(), x.grad, *(p.grad.clone() for p in block.parameters())]
+
+
+@pytest.mark.parametrize("kind", ["forward", "forward_pre", "global_forward", "global_backward"])
+def test_hooked_activations_keep_the_separate_backward(kind):
+    """A forward hook that changes the activation's output (or a pre-hook its input) is honoured by
+    the forward and by the gradients, as in the plain block; a hook that registers a tensor hook on
+    the output sees its gradient; global module hooks (``register_module_*_hook``) count too."""
+    from torch.nn.modules import module as modules
+
+    torch.manual_seed(0)
+    block, x = MLP(8, 32, act="hermite:3"), torch.randn(4, 8)
+    plain = MLP(8, 32, act="hermite:3", recompute=False)
+    plain.load_state_dict(block.state_dict())
+    seen = []
+
+    def double_output(module, inputs, output):
+        if isinstance(module, type(block.act)):
+            if output.requires_grad:  # (not in the recompute, whose gradients are off)
+                output.register_hook(lambda g: seen.append(g.shape))
+            return 2 * output
+
+    def shift_input(module, inputs):
+        return (inputs[0] + 0.5,) if isinstance(module, type(block.act)) else None
+
+    register = {
+        "forward": lambda b: b.act.register_forward_hook(double_output),
+        "forward_pre": lambda b: b.act.register_forward_pre_hook(shift_input),
+        "global_forward": lambda b: modules.register_module_forward_hook(double_output),
+        "global_backward": lambda b: modules.register_module_full_backward_hook(
+            lambda module, gin, gout: seen.append(gout[0].shape) if module is b.act else None),
+    }[kind]
+    handle = register(block)
+    try:
+        assert "LinearOfActivationBackward" in _graph(block(x))
+        got = _grads(block, x)
+    finally:
+        handle.remove()
+    if kind.startswith("global"):
+        handle = register(plain)  # (for global hooks, the same change in the plain block)
+    else:
+        handle = {"forward": plain.act.register_forward_hook, "forward_pre": plain.act.register_forward_pre_hook}[kind](
+            double_output if kind == "forward" else shift_input)
+    try:
+        want = _grads(plain, x)
+    finally:
+        handle.remove()
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    if kind in ("forward", "global_forward", "global_backward"):
+        assert seen and all(s == torch.Size([4, 32]) for s in seen)
+    assert type(block(x).grad_fn).__name__ == "LinearOfRecomputedBackward"  # hooks removed: the fused backward

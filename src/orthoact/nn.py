@@ -101,10 +101,18 @@ class LinearOfRecomputed(torch.autograd.Function):
         return dh, *_weight_grads(ctx, dy, a, need_w, need_b, weight), None, *dact
 
 
-def _backward_hooks(act) -> bool:
-    """Whether a backward hook is registered on the activation module (it would not see a backward
-    that LinearOfRecomputed owns)."""
-    return bool(getattr(act, "_backward_hooks", None) or getattr(act, "_backward_pre_hooks", None))
+_HOOKS = ("_backward_hooks", "_backward_pre_hooks", "_forward_hooks", "_forward_pre_hooks")
+
+
+def _hooked(act) -> bool:
+    """Whether a hook is registered on the activation module, or on every module
+    (``torch.nn.modules.module.register_module_*_hook``): LinearOfRecomputed owns the activation's
+    backward, which a backward hook would not see, and calls it with gradients off, where a forward
+    hook could not reach the output's graph (a tensor hook on it) and a change it makes to the input or
+    the output would be missed by the recompute."""
+    from torch.nn.modules import module as modules
+
+    return any(getattr(act, name, None) or getattr(modules, "_global" + name, None) for name in _HOOKS)
 
 
 def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:
@@ -113,7 +121,7 @@ def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) 
     h = fc1(x)
     if not recompute or not torch.is_grad_enabled():
         return fc2(act(h))
-    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling() and not _backward_hooks(act):
+    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling() and not _hooked(act):
         return LinearOfRecomputed.apply(h, fc2.weight, fc2.bias, act, *act.reference_tensors())
     return LinearOfActivation.apply(act(h), h, fc2.weight, fc2.bias, act)
 

@@ -15,7 +15,7 @@
 // first arg-max, as the per-line loop's: the host finds the winner at each crossing by evaluating the
 // lines there in float64 (exact for float32 parameters at a crossing that is a float, the only place a
 // float32 x can tie). Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward
-// 0.65x with the benchmark's module, 0.78x with every line on its envelope (tangents of x^2). The
+// 0.60-0.65x with the benchmark's module, 0.73-0.82x with every line on its envelope (tangents of x^2). The
 // forward keeps the per-line loop (without the arg-max it is an FMA and a max per line; the
 // envelope's comparisons and lookups measured 1.07-1.27x), and so do float64 kernels and rows with a
 // non-finite parameter (aux says which: 1 envelope, 0 per line).

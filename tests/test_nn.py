@@ -154,7 +154,7 @@ def test_frozen_second_linear_and_bfloat16_saved_input():
 
 def test_the_activation_backward_is_fused_with_the_recompute_unless_hooked():
     """An orthoact activation's backward runs inside the block's (one forward_and_backward call); a
-    backward hook on the activation keeps the separate backward, which the hook sees."""
+    backward hook on the activation makes it the plain block, whose backward the hook sees."""
     torch.manual_seed(0)
     block = MLP(8, 32, act="fourier:3")
     x = torch.randn(4, 8)
@@ -162,7 +162,7 @@ def test_the_activation_backward_is_fused_with_the_recompute_unless_hooked():
     seen = []
     block.act.register_full_backward_hook(lambda module, gin, gout: seen.append(gout[0].shape))
     y = block(x)
-    assert type(y.grad_fn).__name__ == "LinearOfActivationBackward"
+    assert not {"LinearOfActivationBackward", "LinearOfRecomputedBackward"} & _graph(y)
     y.sum().backward()
     assert seen == [torch.Size([4, 32])]
 
@@ -186,52 +186,59 @@ def _grads(block, x):
     return [y.detach(), x.grad, *(p.grad.clone() for p in block.parameters())]
 
 
-@pytest.mark.parametrize("kind", ["forward", "forward_pre", "global_forward", "global_backward"])
-def test_hooked_activations_keep_the_separate_backward(kind):
-    """A forward hook that changes the activation's output (or a pre-hook its input) is honoured by
-    the forward and by the gradients, as in the plain block; a hook that registers a tensor hook on
-    the output sees its gradient; global module hooks (``register_module_*_hook``) count too."""
+@pytest.mark.parametrize("kind", ["forward", "forward_pre", "fc2_forward", "global_forward", "global_pre",
+                                  "global_backward"])
+def test_hooked_blocks_run_as_the_plain_block(kind):
+    """With a module hook on the activation or the second Linear, or on every module, the block runs
+    as the plain one: a hook that changes the activation's output (or a pre-hook its input, or a hook
+    the Linear's output) is honoured by the forward and the gradients, every hook runs once per step,
+    a tensor hook registered on the output sees its gradient, and a global backward hook sees the
+    activation's. Removing the hooks brings the fused backward back."""
     from torch.nn.modules import module as modules
 
     torch.manual_seed(0)
     block, x = MLP(8, 32, act="hermite:3"), torch.randn(4, 8)
     plain = MLP(8, 32, act="hermite:3", recompute=False)
     plain.load_state_dict(block.state_dict())
-    seen = []
+    calls, seen = [], []
 
     def double_output(module, inputs, output):
-        if isinstance(module, type(block.act)):
-            if output.requires_grad:  # (not in the recompute, whose gradients are off)
-                output.register_hook(lambda g: seen.append(g.shape))
+        if isinstance(module, (type(block.act), nn.Linear) if kind == "fc2_forward" else type(block.act)):
+            calls.append(type(module).__name__)
+            output.register_hook(lambda g: seen.append(g.shape))  # (gradients are on: no recompute)
             return 2 * output
 
     def shift_input(module, inputs):
-        return (inputs[0] + 0.5,) if isinstance(module, type(block.act)) else None
+        if isinstance(module, type(block.act)):
+            calls.append(type(module).__name__)
+            return (inputs[0] + 0.5,)
 
-    register = {
-        "forward": lambda b: b.act.register_forward_hook(double_output),
-        "forward_pre": lambda b: b.act.register_forward_pre_hook(shift_input),
-        "global_forward": lambda b: modules.register_module_forward_hook(double_output),
-        "global_backward": lambda b: modules.register_module_full_backward_hook(
-            lambda module, gin, gout: seen.append(gout[0].shape) if module is b.act else None),
-    }[kind]
-    handle = register(block)
-    try:
-        assert "LinearOfActivationBackward" in _graph(block(x))
-        got = _grads(block, x)
-    finally:
-        handle.remove()
-    if kind.startswith("global"):
-        handle = register(plain)  # (for global hooks, the same change in the plain block)
-    else:
-        handle = {"forward": plain.act.register_forward_hook, "forward_pre": plain.act.register_forward_pre_hook}[kind](
-            double_output if kind == "forward" else shift_input)
-    try:
-        want = _grads(plain, x)
-    finally:
-        handle.remove()
-    for a, b in zip(got, want):
+    def register(b):
+        return {
+            "forward": lambda: b.act.register_forward_hook(double_output),
+            "forward_pre": lambda: b.act.register_forward_pre_hook(shift_input),
+            "fc2_forward": lambda: b.fc2.register_forward_hook(double_output),
+            "global_forward": lambda: modules.register_module_forward_hook(double_output),
+            "global_pre": lambda: modules.register_module_forward_pre_hook(shift_input),
+            "global_backward": lambda: modules.register_module_full_backward_hook(
+                lambda module, gin, gout: seen.append(gout[0].shape) if module is b.act else None),
+        }[kind]()
+
+    results = []
+    for b in (block, plain):
+        handle = register(b)
+        try:
+            if b is block:
+                assert not {"LinearOfActivationBackward", "LinearOfRecomputedBackward"} & _graph(b(x))
+                calls.clear(), seen.clear()
+            results.append(_grads(b, x))
+            if b is block and kind != "global_backward":
+                assert calls == [calls[0]], calls  # once in the step
+        finally:
+            handle.remove()
+    for a, b in zip(*results):
         torch.testing.assert_close(a, b)
+    assert not seen or all(s in (torch.Size([4, 32]), torch.Size([4, 8])) for s in seen)
     if kind in ("forward", "global_forward", "global_backward"):
-        assert seen and all(s == torch.Size([4, 32]) for s in seen)
+        assert torch.Size([4, 32]) in seen
     assert type(block(x).grad_fn).__name__ == "LinearOfRecomputedBackward"  # hooks removed: the fused backward

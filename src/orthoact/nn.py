@@ -16,7 +16,9 @@ elementwise activation module whose backward keeps its input: GELU, SiLU, ...; o
 ``torch.compile``) it is :class:`LinearOfActivation`, which recomputes ``F(h)`` and hands ``dL/da``
 to the activation's own backward. Both work with every orthoact family on every backend (fused CPU,
 Triton), with ``groups > 1``, autocast and DDP; ``torch.compile(fullgraph=True)`` traces the
-second; a double backward raises (use ``recompute=False`` for that).
+second; a double backward raises (use ``recompute=False`` for that). When a module hook is
+registered on the activation or the second Linear, or on every module, the block runs as the plain
+one (no recompute): each hook is then called once per step on the values it changes.
 """
 
 from __future__ import annotations
@@ -104,24 +106,26 @@ class LinearOfRecomputed(torch.autograd.Function):
 _HOOKS = ("_backward_hooks", "_backward_pre_hooks", "_forward_hooks", "_forward_pre_hooks")
 
 
-def _hooked(act) -> bool:
-    """Whether a hook is registered on the activation module, or on every module
-    (``torch.nn.modules.module.register_module_*_hook``): LinearOfRecomputed owns the activation's
-    backward, which a backward hook would not see, and calls it with gradients off, where a forward
-    hook could not reach the output's graph (a tensor hook on it) and a change it makes to the input or
-    the output would be missed by the recompute."""
+def _hooked(*blocks) -> bool:
+    """Whether a hook is registered on one of these modules, or on every module
+    (``torch.nn.modules.module.register_module_*_hook``). The recompute calls the activation a
+    second time in backward with gradients off (where a forward hook's change to the input or the
+    output, or its tensor hook, would act differently, and a hook with state would count twice),
+    LinearOfRecomputed owns the activation's backward (which a backward hook would not see), and
+    neither calls the second Linear as a module (whose hooks would not run)."""
     from torch.nn.modules import module as modules
 
-    return any(getattr(act, name, None) or getattr(modules, "_global" + name, None) for name in _HOOKS)
+    return any(getattr(modules, "_global" + name, None) or any(getattr(b, name, None) for b in blocks)
+               for name in _HOOKS)
 
 
 def mlp(x: Tensor, fc1: nn.Linear, act, fc2: nn.Linear, recompute: bool = True) -> Tensor:
     """``fc2(act(fc1(x)))``; with ``recompute`` (and gradients on) the activation's output is not
     kept for backward."""
     h = fc1(x)
-    if not recompute or not torch.is_grad_enabled():
+    if not recompute or not torch.is_grad_enabled() or _hooked(act, fc2):
         return fc2(act(h))
-    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling() and not _hooked(act):
+    if hasattr(act, "forward_and_backward") and not torch.compiler.is_compiling():
         return LinearOfRecomputed.apply(h, fc2.weight, fc2.bias, act, *act.reference_tensors())
     return LinearOfActivation.apply(act(h), h, fc2.weight, fc2.bias, act)
 

@@ -321,6 +321,82 @@ def test_fused_tropical_rational_envelope_sums_to_lines():
             assert grad[2].isnan().all() and grad[:2].isfinite().all(), (name, grad)
 
 
+def _exact_first_argmax(slopes, offsets, x):
+    """The first arg-max of s_k x + o_k per element of x, in exact rational arithmetic."""
+    from fractions import Fraction
+
+    s = [Fraction(float(v)) for v in slopes]
+    o = [Fraction(float(v)) for v in offsets]
+    out = []
+    for xv in x.tolist():
+        values = [sk * Fraction(xv) + ok for sk, ok in zip(s, o)]
+        out.append(values.index(max(values)))
+    return torch.tensor(out)
+
+
+def _floats_around_crossings(slopes, offsets):
+    """The float32 values next to every crossing of two lines (the two around it and one more each side)."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    out = []
+    for i in range(len(slopes)):
+        for j in range(i):
+            if slopes[i] != slopes[j]:
+                c = (Fraction(float(offsets[j])) - Fraction(float(offsets[i]))) / \
+                    (Fraction(float(slopes[i])) - Fraction(float(slopes[j])))
+                f = np.float32(float(c))
+                if abs(f) < 1e30:
+                    down = np.nextafter(f, np.float32(-np.inf))
+                    up = np.nextafter(f, np.float32(np.inf))
+                    out += [np.nextafter(down, np.float32(-np.inf)), down, f, up, np.nextafter(up, np.float32(np.inf))]
+    return torch.tensor(np.array(out, dtype=np.float32))
+
+
+@pytest.mark.parametrize("case", ["normal-0", "normal-1", "normal-2", "nearly-parallel", "wide", "degree-10"])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_fused_tropical_rational_gradients_go_to_the_exact_first_argmax(case, groups):
+    """In the runs layout (long runs of one group) every element's gradient goes to the first arg-max
+    of the exact values s_k x + o_k (rational arithmetic; the envelope), at the floats next to every
+    crossing of two lines and elsewhere: with g = 1 the offsets' gradients are the counts of elements
+    per line, compared exactly, and the slopes' the sums of x. Cases: normal lines, nearly parallel
+    ones (slopes and offsets one float apart, where rounding the values hides the order), magnitudes
+    far apart, degree 10; one group and three. (The rows layout compares float32-rounded values:
+    it matches the reference within the tolerances of the other tests.)"""
+    degree = 10 if case == "degree-10" else 5
+    act = orthoact.TropicalRational(degree, groups=groups, channel_dim=0)
+    g = torch.Generator().manual_seed(int(case[-1]) if case[-1].isdigit() else 7)
+    lines = {name: torch.randn(degree + 1, generator=g) for name in ("slopes_num", "offsets_num", "slopes_den",
+                                                                      "offsets_den")}
+    if case == "nearly-parallel":  # the reviewer's case: line 1 above line 0 by one float, everywhere
+        half, quarter = torch.tensor(0.5), torch.tensor(0.25)
+        lines["slopes_num"] = torch.tensor([0.5, 0.5, torch.nextafter(half, half + 1).item(), -0.5, 0.0, 1e-3])
+        lines["offsets_num"] = torch.tensor([0.25, torch.nextafter(quarter, half).item(), -200.0, -1.0, -3.0, 0.3])
+    if case == "wide":
+        lines["slopes_num"] = lines["slopes_num"] * torch.tensor([1e6, 1.0, 1e-2, 3e3, 1.0, 1e-1])
+        lines["offsets_den"] = lines["offsets_den"] * torch.tensor([1e-3, 1.0, 1e5, 1.0, 1e2, 1.0])
+    with torch.no_grad():
+        for name, value in lines.items():
+            getattr(act, name).copy_(value.expand_as(getattr(act, name)))
+    x = torch.cat([_floats_around_crossings(lines["slopes_num"], lines["offsets_num"]),
+                   _floats_around_crossings(lines["slopes_den"], lines["offsets_den"]),
+                   torch.tensor([199.0, 3000.0, 1e6, -1e6, 0.0, -0.0]), 3 * torch.randn(300, generator=g)])
+    n_rows = 600 // x.numel() + 1
+    xs = x.repeat(groups, n_rows)  # (groups, n_rows * len(x)): a run of at least 600 elements per group
+    act.backend = "fused"
+    act.zero_grad()
+    act(xs).backward(torch.ones_like(xs))
+    for part, sign in (("num", 1), ("den", -1)):
+        arg = _exact_first_argmax(lines[f"slopes_{part}"], lines[f"offsets_{part}"], x)
+        counts = torch.bincount(arg, minlength=degree + 1).double() * n_rows
+        sums = torch.zeros(degree + 1, dtype=torch.float64).index_add_(0, arg, x.double()) * n_rows
+        for grp in range(groups):
+            assert torch.equal(getattr(act, f"offsets_{part}").grad[grp].double(), sign * counts), (part, grp)
+            torch.testing.assert_close(getattr(act, f"slopes_{part}").grad[grp].double(), sign * sums,
+                                       rtol=1e-5, atol=1e-5 * x.abs().sum().item() * n_rows)
+
+
 def test_fused_only_parameter_or_only_input_grad():
     act = orthoact.Hermite(3, backend="fused")
     x = torch.randn(100)

@@ -12,14 +12,16 @@
 //        (x is a domain end, t = u - x the distance beyond it) g (dF/dtheta_k + t dF'/dtheta_k)
 //   template <class V, class L> static V fwd_d(V x, const L& a, i64 pos, int n, int p, T aux, V& d);
 //        F(x) and d = F'(x) (on the forward-prepared parameters), for the linear extension
-//   static T aux(const T* params, i64 G, int p, int n);              // a family scalar (all groups)
+//   static T aux(const T* params, i64 G, int p, int n, bool runs);   // a family scalar (all groups; runs:
+//        the call takes the runs layout, long runs of one group, rather than rows, see kernels.cpp)
 //   static void prepare_forward(const T* raw, T* out, int n, int p, T aux);   // per-group forward form
 //   static void prepare_backward(const T* raw, T* out, int n, int p, T aux);  // per-group backward form
 //        (what fwd / bwd read through a.param; the gradients keep the raw columns' order)
 // and optionally
-//   static void finish_backward(const T* raw, double* grad, int n, int p, T aux);  // scale the sums
-//   static constexpr int PX;  static int extra(int n, bool forward);  // extra prepared columns (at
-//        most PX; extra(n, forward) at degree n in the forward's or the backward's rows), which
+//   static void finish_backward(const T* raw, const T* prepared, double* grad, int n, int p, T aux);
+//        // the group's sums to its gradients (scaled, rotated, moved), from its raw and backward-prepared rows
+//   static constexpr int PX;  static int extra(int n, bool forward, T aux);  // extra prepared columns (at
+//        most PX; extra(n, forward, aux) at degree n in the forward's or the backward's rows), which
 //        prepare_forward / prepare_backward write from column p + 1 on
 //   static constexpr int own(int n);  // the family's own columns at degree n, where they are fixed by
 //        it (the kernels then refuse a row of another width: oa_forward / oa_backward return 3)

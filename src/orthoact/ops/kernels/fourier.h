@@ -57,7 +57,7 @@ template <typename T, int N> struct FourierF {
     // (harmonic), and b last.
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
     static constexpr int PX = 4 * M + 1;
-    static int extra(int n, bool forward) { return forward ? 2 * n : 4 * n + 1; }
+    static int extra(int n, bool forward, T) { return forward ? 2 * n : 4 * n + 1; }
     // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + extra(n), at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
@@ -394,7 +394,7 @@ template <typename T, int N> struct FourierF {
     }
     // The sums' per-group factors (see the top of the file), on the raw row.
     // Harmonic rows first rotate G_c, G_s (in the c_k and phi_k columns) into S_c, S_phi.
-    static void finish_backward(const T* raw, double* grad, int n, int, T aux) {
+    static void finish_backward(const T* raw, const T*, double* grad, int n, int, T aux) {
         for (int k = 1; k <= n; ++k) {
             const double f = inv_factorial<double>(k), amp = double(raw[k]) * f;
             if (harmonic(aux)) {
@@ -408,7 +408,7 @@ template <typename T, int N> struct FourierF {
             grad[2 * n + k] *= amp;
         }
     }
-    static T aux(const T* params, i64 G, int P_, int n) {
+    static T aux(const T* params, i64 G, int P_, int n, bool) {
         double wmax = 0.0, pmax = 0.0;
         bool harmonic = n >= 1;
         for (i64 g = 0; g < G; ++g)

@@ -73,5 +73,5 @@ template <typename T, int N> struct HermiteF {
         }
         for (int j = 0; j <= n; ++j) out[j] = T(mono[j]);
     }
-    static T aux(const T*, i64, int, int) { return T(0); }
+    static T aux(const T*, i64, int, int, bool) { return T(0); }
 };

@@ -177,15 +177,15 @@ static OA_INLINE V backward_value_element(V x, V g, L& a, i64 pos, int n, int p,
     return nonfinite_backward<T, INF_NAN>(x, dx, a, pos);
 }
 
-// A family may prepare extra columns per group (common.h): PX of them at most, extra(n, forward) for
+// A family may prepare extra columns per group (common.h): PX of them at most, extra(n, forward, aux) for
 // degree n in the forward's (or the backward's) rows.
 template <class F, class = void> struct Extra {
     static constexpr int MAX = 0;
-    static int cols(int, bool) { return 0; }
+    template <typename T> static int cols(int, bool, T) { return 0; }
 };
 template <class F> struct Extra<F, std::void_t<decltype(F::PX)>> {
     static constexpr int MAX = F::PX;
-    static int cols(int n, bool forward) { return F::extra(n, forward); }
+    template <typename T> static int cols(int n, bool forward, T aux) { return F::extra(n, forward, aux); }
 };
 
 // Every group's parameters in the form the family's forward (or backward) reads, `width` columns a
@@ -360,10 +360,13 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
 }
 
 // The prepared rows (see Prepared above).
+// Many groups are prepared on the threads (a family's per-group work may be more than a copy:
+// TropicalRational's envelopes).
 template <typename T, class F, bool FORWARD>
-static Prepared<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m) {
-    const int pf = P - m.clamp, extra = Extra<F>::cols(n, FORWARD), width = extra ? pf + 1 + extra : P;
+static Prepared<T> prepare(const T* params, i64 G, int P, int n, T aux, const InputMap<T>& m, int nthreads) {
+    const int pf = P - m.clamp, extra = Extra<F>::cols(n, FORWARD, aux), width = extra ? pf + 1 + extra : P;
     Prepared<T> out{std::vector<T>((size_t)G * width), width};
+#pragma omp parallel for num_threads(std::max(1, nthreads)) schedule(static) if (G >= 64)
     for (i64 g = 0; g < G; ++g) {
         T* row = out.rows.data() + g * width;
         if (FORWARD) F::prepare_forward(params + g * P, row, n, pf, aux);
@@ -376,10 +379,10 @@ static Prepared<T> prepare(const T* params, i64 G, int P, int n, T aux, const In
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const T* params, int n, int P,
                         const InputMap<T>& m, int nthreads) {
-    const T aux = F<T, N>::aux(params, G, P, n);
-    const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m);
-    const bool mapped = m.clamp || m.domain;
-    if (G == 1 || block_len >= MIN_RUN) {
+    const bool mapped = m.clamp || m.domain, runs = G == 1 || block_len >= MIN_RUN;
+    const T aux = F<T, N>::aux(params, G, P, n, runs);
+    const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m, nthreads);
+    if (runs) {
         constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
         if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
         else if (PACK > 1 && Packing<F<T, N>>::forward(aux) > 1)
@@ -410,11 +413,11 @@ template <class F> struct ValueInBackward<F, std::void_t<decltype(&F::value_in_b
 template <typename T, template <typename, int> class F, bool INF_NAN, int N>
 static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Ntot, i64 block_len, i64 G,
                          const T* raw, int n, int P, const InputMap<T>& m, int nthreads, unsigned skip, T* y) {
-    const T aux = F<T, N>::aux(raw, G, P, n);
     const bool mapped = m.clamp || m.domain, runs = G == 1 || block_len >= MIN_RUN;
+    const T aux = F<T, N>::aux(raw, G, P, n, runs);
     const bool value_here = y && runs && !mapped && ValueInBackward<F<T, N>>::at(aux, skip);
     if (y && !value_here) run_forward<T, F, INF_NAN, N>(x, y, Ntot, block_len, G, raw, n, P, m, nthreads);
-    const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m);
+    const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m, nthreads);
     if (runs) {
         constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
         bool done = false;  // by the family's backward with its value
@@ -437,7 +440,8 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
     }
     if constexpr (HasFinish<F<T, N>>::value)
         if (dparams)
-            for (i64 grp = 0; grp < G; ++grp) F<T, N>::finish_backward(raw + grp * P, dparams + grp * P, n, P - m.clamp, aux);
+            for (i64 grp = 0; grp < G; ++grp)
+                F<T, N>::finish_backward(raw + grp * P, prepared.row(grp), dparams + grp * P, n, P - m.clamp, aux);
 }
 
 // Dispatch on the degree: the float32 degrees of OA_SPECIALIZED_DEGREES get their own unrolled code

@@ -127,14 +127,14 @@ template <typename T, int N, int VERSION> struct RationalF {
             for (int k = m + 1; k < p; ++k) out[k] = std::fabs(raw[k]);
     }
     // Version A: the b_j sums times sgn(b_j) (NaN for a NaN b_j, 0 for b_j = 0).
-    static void finish_backward(const T* raw, double* grad, int m, int p, T) {
+    static void finish_backward(const T* raw, const T*, double* grad, int m, int p, T) {
         if (VERSION != 0) return;
         for (int k = m + 1; k < p; ++k) {
             const double b = raw[k];
             grad[k] *= b > 0 ? 1.0 : b < 0 ? -1.0 : b == 0 ? 0.0 : double(NAN);
         }
     }
-    static T aux(const T*, i64, int, int) { return T(0); }
+    static T aux(const T*, i64, int, int, bool) { return T(0); }
 };
 template <typename T, int N> using RationalAF = RationalF<T, N, 0>;
 template <typename T, int N> using RationalBF = RationalF<T, N, 1>;

@@ -47,5 +47,5 @@ template <typename T, int N> struct TropicalF {
     }
     static void prepare_forward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
     static void prepare_backward(const T* raw, T* out, int, int p, T) { std::memcpy(out, raw, sizeof(T) * p); }
-    static T aux(const T*, i64, int, int n) { return T(std::sqrt(2.0) / n); }
+    static T aux(const T*, i64, int, int n, bool) { return T(std::sqrt(2.0) / n); }
 };

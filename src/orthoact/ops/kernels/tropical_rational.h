@@ -3,22 +3,26 @@
 //   at the numerator's arg-max i: dF/dp_i = x, dF/da_i = 1; at the denominator's j: dF/dq_j = -x,
 //   dF/db_j = -1;  F'(x) = p_i - q_j  (first arg-max on ties; +-inf inputs count as NaN).
 #pragma once
+#include <limits>
+
 #include "common.h"
 
 // The float32 backward takes each max from its upper envelope, prepared per group on the host: the
-// pieces of x's axis on which one line is the (first) arg-max, in increasing x, and the float where
+// pieces of x's axis on which one line is the first arg-max, in increasing x, and the float where
 // each piece starts. Per element and max that is a comparison per piece boundary, a lookup of the
 // piece's slope and offset and two masked sums per piece, instead of an FMA, a comparison, two blends
 // and two masked sums per line; a line never on the envelope costs nothing (the benchmark's module,
 // the paper's normal init, has 3 and 4 pieces of 6 lines). The sums are per piece (a mask per piece
-// from two adjacent comparisons) and finish_backward moves them to the pieces' lines. Ties go to the
-// first arg-max, as the per-line loop's: the host finds the winner at each crossing by evaluating the
-// lines there in float64 (exact for float32 parameters at a crossing that is a float, the only place a
-// float32 x can tie). Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward
-// 0.60-0.65x with the benchmark's module, 0.73-0.82x with every line on its envelope (tangents of x^2). The
-// forward keeps the per-line loop (without the arg-max it is an FMA and a max per line; the
-// envelope's comparisons and lookups measured 1.07-1.27x), and so do float64 kernels and rows with a
-// non-finite parameter (aux says which: 1 envelope, 0 per line).
+// from two adjacent comparisons) and finish_backward moves them to the pieces' lines. The host's
+// comparisons are exact (envelope() below), so each element's gradient goes to the first arg-max of
+// the exact values s_k x + o_k, as the float64 reference's does up to its own rounding; the per-line
+// loop compares float32-rounded values and may pick another line within a rounding of a crossing.
+// Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward 0.60-0.65x with the
+// benchmark's module, 0.73-0.82x with every line on its envelope (tangents of x^2). The forward
+// keeps the per-line loop (without the arg-max it is an FMA and a max per line; the envelope's
+// comparisons and lookups measured 1.07-1.27x), and so do float64 kernels, degrees compiled without
+// their own code (N = 0), and calls whose parameters fail exact_differences (a non-finite one, or
+// magnitudes 2^28 apart within one max's slopes or offsets): aux says which, 1 envelope, 0 per line.
 template <typename T, int N> struct TropicalRationalF {
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
@@ -32,86 +36,107 @@ template <typename T, int N> struct TropicalRationalF {
     static OA_INLINE bool by_envelope(T aux) { return aux > T(0.5); }
 
     // Extra prepared columns (from own(n) + 1), per max (numerator first): the piece count, the n
-    // starts of pieces 1..n (+inf past the last piece: no finite x reaches them), and the n + 1
-    // pieces' slopes and offsets (tables that permute reads as one vector: W columns of padding after
-    // them).
-    static constexpr int PX = 2 * (3 * M + 3) + VT<T>::W;
-    static int extra(int n, bool) { return 2 * (3 * n + 3) + VT<T>::W; }  // (a vector's lanes past the last table)
+    // starts of pieces 1..n (+inf past the last piece: no finite x reaches them), the n + 1 pieces'
+    // slopes and offsets (tables that permute reads as one vector) and lines (for finish_backward;
+    // -1 past the last piece); W columns of padding after them.
+    // The per-line loop's rows (the forward's, and the backward's without the envelope) have the
+    // padding alone: its slope table reads past the row's own columns at degree 1 or 2.
+    static constexpr int PX = 2 * (4 * M + 4) + VT<T>::W;
+    static int extra(int n, bool forward, T aux) { return (forward || !by_envelope(aux) ? 0 : 2 * (4 * n + 4)) + VT<T>::W; }
     static constexpr OA_INLINE int own(int n) { return 4 * (n + 1); }
-    static constexpr OA_INLINE int envelope_columns(int n, int h) { return own(n) + 1 + h * (3 * n + 3); }
+    static constexpr OA_INLINE int envelope_columns(int n, int h) { return own(n) + 1 + h * (4 * n + 4); }
 
     // ---- the upper envelope (host) -------------------------------------------------------------
-    // The first arg-max of s_k x + o_k at x in float64 (one rounding each: lines that tie exactly
-    // stay tied), or at x = -inf (sign < 0: least slope, then greatest offset) or +inf (sign > 0).
+    // Whether a - b is exact in float64 for any two of the n + 1 values (float32 ones: finite, their
+    // exponents within 28 of each other, zeros aside): then every comparison below is exact.
+    static bool exact_differences(const T* v, int n) {
+        int lo = 1 << 20, hi = -(1 << 20);
+        for (int k = 0; k <= n; ++k) {
+            if (!std::isfinite(v[k])) return false;
+            if (v[k] != T(0)) lo = std::min(lo, std::ilogb(v[k])), hi = std::max(hi, std::ilogb(v[k]));
+        }
+        return hi - lo <= 28;
+    }
+    // The first arg-max of s_k x + o_k at a finite x, each pair compared by the sign of
+    // (s_k - s_b) x + (o_k - o_b) in one FMA (exact: the differences are, see exact_differences, and the
+    // FMA rounds the exact value once), or at x = -inf (sign < 0: least slope, then greatest offset)
+    // or +inf (sign > 0).
     static int winner(const T* s, const T* o, int n, double x, int sign) {
         int best = 0;
         for (int k = 1; k <= n; ++k) {
-            if (sign != 0) {
-                const double ds = sign * (double(s[k]) - double(s[best]));
-                if (ds > 0 || (ds == 0 && o[k] > o[best])) best = k;
-            } else if (std::fma(double(s[k]), x, double(o[k])) > std::fma(double(s[best]), x, double(o[best]))) {
-                best = k;
-            }
+            const double ds = double(s[k]) - double(s[best]), dn = double(o[k]) - double(o[best]);
+            if (sign != 0 ? sign * ds > 0 || (ds == 0 && dn > 0) : std::fma(ds, x, dn) > 0) best = k;
         }
         return best;
     }
-    // The least T >= t, and the least T > t.
-    static T at_or_above(double t) {
-        T f = T(t);
-        if (double(f) < t) f = std::nextafter(f, T(INFINITY));
-        return f;
+    // The greatest T <= t and the least T >= t (+-inf beyond T's range).
+    static T at_or_below(double t) {
+        if (!(t < double(std::numeric_limits<T>::max()))) return std::numeric_limits<T>::max();
+        if (t < -double(std::numeric_limits<T>::max())) return -T(INFINITY);
+        const T f = T(t);
+        return double(f) > t ? std::nextafter(f, -T(INFINITY)) : f;
     }
-    static T above(double t) {
-        const T f = at_or_above(t);
-        return double(f) == t ? std::nextafter(f, T(INFINITY)) : f;
-    }
-    // The pieces of max_k (s_k x + o_k) over the T values x: line[i] the first arg-max on piece i,
-    // start[i] (i >= 1) the least x of piece i. Between two adjacent crossings of any two lines the
-    // arg-max is constant: each such open interval and each crossing is a candidate piece (a crossing
-    // that is not a T value is empty); adjacent candidates with one line merge. Returns the count (at
-    // most n + 1: each line is the arg-max on one interval), or 0 for a non-finite parameter.
+    static T at_or_above(double t) { return -at_or_below(-t); }
+    // The pieces of max_k (s_k x + o_k) over the finite T values x: line[i] the first arg-max on piece i,
+    // start[i] (i >= 1) the least x of piece i. Every crossing of two lines is c = (o_j - o_i) / (s_i - s_j)
+    // rounded once (the differences are exact): where the exact crossing is a T value, c is that
+    // value; otherwise no T value lies at it or between it and c. So per crossing c, in increasing x:
+    // c itself, when it is a T value, as a piece of one value (its exact winner: lines may tie there),
+    // then the stretch up to the next crossing, from the least T value above c, with the winner at the
+    // midpoint of the two crossings (which lies in the stretch's exact region whenever the stretch
+    // holds a T value). A candidate starting at or before earlier ones replaces them (they hold no T
+    // value); adjacent candidates with one line merge. Every piece's line is then the exact first
+    // arg-max on it, and each line's set is an interval (where it equals the maximum is one, the lines
+    // before it tie there at its ends only), so there are at most n + 1 pieces (a candidate about to
+    // be replaced may exceed that by one). Returns the count; more than n + 1, which aux's condition
+    // rules out, returns 0.
     static int envelope(const T* s, const T* o, int n, int* line, T* start) {
         double cross[(M + 1) * M / 2];
         int m = 0;
-        for (int i = 0; i <= n; ++i) {
-            if (!std::isfinite(s[i]) || !std::isfinite(o[i])) return 0;
+        for (int i = 0; i <= n; ++i)
             for (int j = 0; j < i; ++j)
                 if (s[i] != s[j]) cross[m++] = (double(o[j]) - double(o[i])) / (double(s[i]) - double(s[j]));
-        }
         std::sort(cross, cross + m);
         m = int(std::unique(cross, cross + m) - cross);
-        int count = 0;
-        bool over = false;  // more pieces than lines (not expected: a safeguard against rounding)
+        line[0] = winner(s, o, n, 0.0, -1);
+        start[0] = -T(INFINITY);
+        int count = 1;
+        bool over = false;
         auto add = [&](T from, int k) {
-            if (over) return;
-            if (count > 0 && from <= start[count - 1]) --count;  // the previous candidate is empty
-            if (count > 0 && line[count - 1] == k) return;       // the same line goes on
-            if (count > n) {
+            while (count > 1 && from <= start[count - 1]) --count;  // candidates holding no other T value
+            if (over || line[count - 1] == k) return;                // the same line goes on
+            if (count > n + 1) {
                 over = true;
                 return;
             }
             line[count] = k;
             start[count++] = from;
         };
-        add(T(-INFINITY), winner(s, o, n, 0.0, -1));
         for (int c = 0; c < m; ++c) {
-            add(at_or_above(cross[c]), winner(s, o, n, cross[c], 0));
-            add(above(cross[c]), c + 1 < m ? winner(s, o, n, 0.5 * (cross[c] + cross[c + 1]), 0) : winner(s, o, n, 0.0, 1));
+            T b = at_or_above(cross[c]);        // the stretch after the crossing starts at b, or after it
+            if (double(b) == cross[c]) {        // the crossing is a float: a piece of its own
+                add(b, winner(s, o, n, b, 0));
+                b = std::nextafter(b, T(INFINITY));
+            }
+            add(b, c + 1 < m ? winner(s, o, n, 0.5 * (cross[c] + cross[c + 1]), 0) : winner(s, o, n, 0.0, 1));
         }
-        return over ? 0 : count;
+        return over || count > n + 1 ? 0 : count;
     }
-    // Per max h (0: numerator, 1: denominator), its envelope in the extra columns.
+    // Per max h (0: numerator, 1: denominator), its envelope in the extra columns (see above); false if
+    // it had more pieces than lines (ruled out by aux: its columns then describe line 0 alone).
     static bool prepare_envelope(const T* raw, T* out, int n, int h) {
         const int m = n + 1, c0 = envelope_columns(n, h);
-        int line[M + 2];
-        T start[M + 2];
+        int line[M + 3];
+        T start[M + 3];
         const int count = envelope(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
-        out[c0] = T(count);
+        const int last = std::max(count, 1) - 1;
+        out[c0] = T(std::max(count, 1));
         for (int i = 1; i <= n; ++i) out[c0 + i] = i < count ? start[i] : T(INFINITY);
         for (int i = 0; i <= n; ++i) {
-            const int k = line[std::min(i, std::max(count - 1, 0))];
-            out[c0 + n + 1 + i] = count ? raw[2 * h * m + k] : T(0);
-            out[c0 + 2 * n + 2 + i] = count ? raw[(2 * h + 1) * m + k] : T(0);
+            const int k = count ? line[std::min(i, last)] : 0;
+            out[c0 + n + 1 + i] = raw[2 * h * m + k];
+            out[c0 + 2 * n + 2 + i] = raw[(2 * h + 1) * m + k];
+            out[c0 + 3 * n + 3 + i] = i <= last ? T(k) : T(-1);
         }
         return count > 0;
     }
@@ -232,38 +257,37 @@ template <typename T, int N> struct TropicalRationalF {
         std::memcpy(out, raw, sizeof(T) * p);
         if (by_envelope(aux)) prepare_envelope(raw, out, n, 0), prepare_envelope(raw, out, n, 1);
     }
-    // The envelope's per-piece sums to the pieces' lines (the denominator's negated); a group whose
-    // inputs had a NaN (every sum NaN) keeps them all.
-    static void finish_backward(const T* raw, double* grad, int n, int, T aux) {
+    // The envelope's per-piece sums to the pieces' lines (from the prepared row; the denominator's
+    // negated); a group whose inputs had a NaN (every sum NaN) keeps them all.
+    static void finish_backward(const T*, const T* prepared, double* grad, int n, int, T aux) {
         if (!by_envelope(aux)) return;
         const int m = n + 1;
         bool all_nan = true;
         for (int k = 0; k < 4 * m; ++k) all_nan = all_nan && std::isnan(grad[k]);
         if (all_nan) return;
         for (int h = 0; h < 2; ++h) {
-            int line[M + 2];
-            T start[M + 2];
-            const int count = envelope(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
+            const T* line = prepared + envelope_columns(n, h) + 3 * n + 3;
             double* sums = grad + 2 * h * m;
             double piece[2 * (M + 1)];
             std::copy(sums, sums + 2 * m, piece);
             std::fill(sums, sums + 2 * m, 0.0);
             const double sign = h ? -1.0 : 1.0;
-            for (int i = 0; i < count; ++i) {
-                sums[line[i]] += sign * piece[i];
-                sums[m + line[i]] += sign * piece[m + i];
+            for (int i = 0; i <= n && line[i] >= T(0); ++i) {
+                sums[int(line[i])] += sign * piece[i];
+                sums[m + int(line[i])] += sign * piece[m + i];
             }
         }
     }
-    // 1 when every group's lines are finite and the kernels are float32 (the envelope), else 0.
-    static T aux(const T* params, i64 G, int P_, int n) {
-        if (!std::is_same<T, float>::value) return T(0);
-        const int m = n + 1;
-        int line[M + 2];
-        T start[M + 2];
+    // 1 (the envelope) for float32 kernels of a compiled degree in the runs layout whose every max has
+    // exact differences (exact_differences, in every group), else 0 (the per-line loop). The rows
+    // layout (many short runs: per-position parameters) keeps the per-line loop: there each element
+    // would compare with every piece start anyway, and the host's envelopes of many groups and their
+    // wider rows measured 1.7-4x the per-line backward (4096 groups of degree 5 and 10, 16 rows).
+    static T aux(const T* params, i64 G, int P_, int n, bool runs) {
+        if (!std::is_same<T, float>::value || N == 0 || !runs) return T(0);
         for (i64 g = 0; g < G; ++g)
-            for (int h = 0; h < 2; ++h)
-                if (!envelope(params + g * P_ + 2 * h * m, params + g * P_ + (2 * h + 1) * m, n, line, start)) return T(0);
+            for (int set = 0; set < 4; ++set)
+                if (!exact_differences(params + g * P_ + set * (n + 1), n)) return T(0);
         return T(1);
     }
 };

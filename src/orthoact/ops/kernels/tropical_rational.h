@@ -7,23 +7,23 @@
 
 #include "common.h"
 
-// The float32 backward of the runs layout takes each max from its upper envelope, prepared per
-// group on the host: the pieces of x's axis on which one line is the first arg-max, in increasing x,
-// and the float where each piece starts. Per element and max that is a comparison per piece
-// boundary, a lookup of the piece's slope and offset and two masked sums per piece, instead of an
-// FMA, a comparison, two blends and two masked sums per line; a line never on the envelope costs nothing (the benchmark's module,
-// the paper's normal init, has 3 and 4 pieces of 6 lines). The sums are per piece (a mask per piece
-// from two adjacent comparisons) and finish_backward moves them to the pieces' lines. The host's
-// comparisons are exact (envelope() below), so each element's gradient goes to the first arg-max of
-// the exact values s_k x + o_k, as the float64 reference's does up to its own rounding; the per-line
-// loop compares float32-rounded values and may pick another line within a rounding of a crossing.
+// The float32 backward of the runs layout takes each max from its upper envelope, prepared per group on
+// the host: the pieces of x's axis on which one line is the first arg-max, in increasing x, and the
+// float where each piece starts. Per element and max that is a comparison per piece boundary, a lookup
+// of the piece's slope and offset and two masked sums per piece, instead of an FMA, a comparison, two
+// blends and two masked sums per line; a line never on the envelope costs nothing (the benchmark's
+// module, the paper's normal init, has 3 and 4 pieces of 6 lines). The sums are per piece (a mask per
+// piece from two adjacent comparisons) and finish_backward moves them to the pieces' lines. The host's
+// comparisons are exact (envelope() below), so each element's gradient goes to the first arg-max of the
+// exact values s_k x + o_k, as the float64 reference's does up to its own rounding; the per-line loop
+// compares float32-rounded values and may pick another line within a rounding of a crossing.
 // Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward 0.52-0.65x with the
-// benchmark's module, 0.73-0.82x with every line on its envelope (tangents of x^2). The forward
-// keeps the per-line loop (without the arg-max it is an FMA and a max per line; the envelope's
-// comparisons and lookups measured 1.07-1.27x), and so do the rows layout (see aux), float64 kernels,
-// degrees compiled without their own code (N = 0), and calls whose parameters fail exact_differences
-// (a non-finite one, or magnitudes 2^28 apart within one max's slopes or offsets): aux says which,
-// 1 envelope, 0 per line.
+// benchmark's module, 0.73-0.82x with every line on its envelope (tangents of x^2). The forward keeps
+// the per-line loop (without the arg-max it is an FMA and a max per line; the envelope's comparisons
+// and lookups measured 1.07-1.27x), and so do the rows layout (see aux), float64 kernels, degrees
+// compiled without their own code (N = 0), and calls whose parameters fail exact_differences (a
+// non-finite one, or magnitudes 2^28 apart within one max's slopes or offsets): aux says which, 1
+// envelope, 0 per line.
 template <typename T, int N> struct TropicalRationalF {
     static constexpr int P = N > 0 ? 4 * (N + 1) : MAX_P;
     static constexpr bool HAS_DERIVATIVE = false;  // grows linearly already: no domain
@@ -43,7 +43,9 @@ template <typename T, int N> struct TropicalRationalF {
     // The per-line loop's rows (the forward's, and the backward's without the envelope) have the
     // padding alone: its slope table reads past the row's own columns at degree 1 or 2.
     static constexpr int PX = 2 * (4 * M + 4) + VT<T>::W;
-    static int extra(int n, bool forward, T aux) { return (forward || !by_envelope(aux) ? 0 : 2 * (4 * n + 4)) + VT<T>::W; }
+    static int extra(int n, bool forward, T aux) {
+        return (forward || !by_envelope(aux) ? 0 : 2 * (4 * n + 4)) + VT<T>::W;
+    }
     static constexpr OA_INLINE int own(int n) { return 4 * (n + 1); }
     static constexpr OA_INLINE int envelope_columns(int n, int h) { return own(n) + 1 + h * (4 * n + 4); }
 

@@ -34,7 +34,9 @@ template <typename T, int N> struct TropicalRationalF {
     static constexpr int PACK = 2;
     static int pack_forward(T) { return 1; }
     static int pack_backward(T) { return PACK; }
-    static OA_INLINE bool by_envelope(T aux) { return aux > T(0.5); }
+    // Whether this instantiation can take the envelope (float32, a compiled degree), and whether a call does.
+    static constexpr bool ENVELOPE = N > 0 && std::is_same<T, float>::value;
+    static OA_INLINE bool by_envelope(T aux) { return ENVELOPE && aux > T(0.5); }
 
     // Extra prepared columns (from own(n) + 1), per max (numerator first): the piece count, the n
     // starts of pieces 1..n (+inf past the last piece: no finite x reaches them), the n + 1 pieces'
@@ -125,9 +127,9 @@ template <typename T, int N> struct TropicalRationalF {
         }
         return over || count > n + 1 ? 0 : count;
     }
-    // Per max h (0: numerator, 1: denominator), its envelope in the extra columns (see above); false if
-    // it had more pieces than lines (ruled out by aux: its columns then describe line 0 alone).
-    static bool prepare_envelope(const T* raw, T* out, int n, int h) {
+    // Per max h (0: numerator, 1: denominator), its envelope in the extra columns (see above; were it
+    // to have more pieces than lines, which aux rules out, the columns would describe line 0 alone).
+    static void prepare_envelope(const T* raw, T* out, int n, int h) {
         const int m = n + 1, c0 = envelope_columns(n, h);
         int line[M + 3];
         T start[M + 3];
@@ -141,7 +143,6 @@ template <typename T, int N> struct TropicalRationalF {
             out[c0 + 2 * n + 2 + i] = raw[(2 * h + 1) * m + k];
             out[c0 + 3 * n + 3 + i] = i <= last ? T(k) : T(-1);
         }
-        return count > 0;
     }
 
     // ---- the per-line loop (float64, non-finite parameters) --------------------------------------
@@ -180,13 +181,14 @@ template <typename T, int N> struct TropicalRationalF {
 
     // ---- the envelope (float32) ------------------------------------------------------------------
     // Max h's value at x and its slope there, and g x and g summed per piece (piece i's in the
-    // max's columns i and n + 1 + i: finish_backward moves them to the pieces' lines). A uniform row
-    // stops at its piece count (a branch per piece, the same for a whole run); per-position rows go to n.
+    // max's columns i and n + 1 + i: finish_backward moves them to the pieces' lines), in the runs
+    // layout. The loop stops at the group's piece count (a branch per piece, the same for a whole run).
     template <class V, class L>
     static OA_INLINE V envelope_max(V x, L& a, i64 pos, int n, int h, V& slope, V g, V gx) {
+        static_assert(L::UNIFORM, "the envelope is the runs layout's (aux)");
         typedef Mask<V> I;
         const int c0 = envelope_columns(n, h), s0 = 2 * h * (n + 1);
-        const int last = L::UNIFORM ? int(a.param(c0, pos)[0]) - 1 : n;  // the last piece
+        const int last = int(a.param(c0, pos)[0]) - 1;  // the last piece
         I idx{}, from = ~I{};  // the piece's index; the lanes at or past the current piece's start
         V offset{};
         if constexpr (!lookup<L>()) slope = a.param(c0 + n + 1, pos), offset = a.param(c0 + 2 * n + 2, pos);
@@ -241,10 +243,14 @@ template <typename T, int N> struct TropicalRationalF {
         const int n = N > 0 ? N : n_rt, m = n + 1;
         V num, den, num_slope, den_slope;
         const V gx = g * x;
-        if (by_envelope(aux)) {
-            num = envelope_max(x, a, pos, n, 0, num_slope, g, gx);
-            den = envelope_max(x, a, pos, n, 1, den_slope, g, gx);
-        } else {
+        bool done = false;
+        if constexpr (ENVELOPE && L::UNIFORM)
+            if (by_envelope(aux)) {
+                num = envelope_max(x, a, pos, n, 0, num_slope, g, gx);
+                den = envelope_max(x, a, pos, n, 1, den_slope, g, gx);
+                done = true;
+            }
+        if (!done) {
             Mask<V> arg;
             max_affine(x, a, pos, n, 0, m, num, num_slope, arg);
             arg_sums(a, pos, n, 0, arg, g, gx);
@@ -287,7 +293,7 @@ template <typename T, int N> struct TropicalRationalF {
     // would compare with every piece start anyway, and the host's envelopes of many groups and their
     // wider rows measured 1.7-4x the per-line backward (4096 groups of degree 5 and 10, 16 rows).
     static T aux(const T* params, i64 G, int P_, int n, bool runs) {
-        if (!std::is_same<T, float>::value || N == 0 || !runs) return T(0);
+        if (!ENVELOPE || !runs) return T(0);
         for (i64 g = 0; g < G; ++g)
             for (int set = 0; set < 4; ++set)
                 if (!exact_differences(params + g * P_ + set * (n + 1), n)) return T(0);

@@ -165,9 +165,8 @@ template <typename T, int N> struct TropicalRationalF {
             if (!lookup<L>()) slope = select(better, s, slope);
             arg = select(better, splat<I>(k), arg);
         }
-        if constexpr (lookup<L>()) slope = permute(table<L>(a, pos, n, s0), arg);
+        if constexpr (lookup<L>()) slope = permute(a.lanes(s0), arg);
     }
-    template <class L> static OA_INLINE typename VT<T>::V table(const L& a, i64, int, int c) { return a.lanes(c); }
     // The slope sums (columns s0..s0+n) and offset sums (the n + 1 after them) of one max: v x and v on
     // the lanes whose arg-max is k.
     template <class V, class L> static OA_INLINE void arg_sums(L& a, i64 pos, int n, int s0, Mask<V> arg, V v, V vx) {
@@ -209,8 +208,8 @@ template <typename T, int N> struct TropicalRationalF {
             from = next;
         }
         if constexpr (lookup<L>()) {
-            slope = permute(table<L>(a, pos, n, c0 + n + 1), idx);
-            offset = permute(table<L>(a, pos, n, c0 + 2 * n + 2), idx);
+            slope = permute(a.lanes(c0 + n + 1), idx);
+            offset = permute(a.lanes(c0 + 2 * n + 2), idx);
         }
         return slope * x + offset;
     }

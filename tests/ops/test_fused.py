@@ -146,10 +146,10 @@ def test_fused_sine_and_cosine_are_float32_accurate():
 
 
 def test_fused_harmonic_sine_and_cosine_are_float32_accurate():
-    """Harmonic rows take the reduction by pi in two FMA steps (sincos_v). Regression: without FMA it
-    lost accuracy as |theta| grew (5e-4 at 8000). Degree 1 with phase 0, F = cos(theta) and
-    F' = -w_1 sin(theta) with theta = fl(w_1 x), within about one ulp of 1 of the float64 values of
-    the float32 theta, for |theta| up to 8000 and densely near 0."""
+    """Harmonic rows (one sin/cos per element, w_k = k w_1) take their angle in half-turns too,
+    u = fl(w'_1 x) with w'_1 = fl(w_1 / pi) (`_half_turns` with no phase). Degree 1 with phase 0,
+    F = cos(pi u) and F' = -w_1 sin(pi u) within about one ulp of 1 of the float64 values, for
+    |w_1 x| up to 8000 and densely near 0."""
     act = orthoact.Fourier(1, backend="fused", learn_frequencies=False)
     with torch.no_grad():
         act.bias.zero_()
@@ -159,10 +159,10 @@ def test_fused_harmonic_sine_and_cosine_are_float32_accurate():
     x = torch.cat([torch.linspace(-1600, 1600, 400_003), torch.linspace(-3, 3, 100_001)]).requires_grad_()
     y = act(x)
     y.backward(torch.ones_like(y))
-    theta = (5.0 * x.detach().double()).float().double()
-    assert float(theta.abs().max()) > 7999
-    assert float((y.detach().double() - torch.cos(theta)).abs().max()) < 1.6e-7
-    assert float((x.grad.double() / -5.0 - torch.sin(theta)).abs().max()) < 2e-7
+    u = _half_turns(torch.tensor(5.0), torch.tensor(0.0), x.detach())
+    assert float(math.pi * u.abs().max()) > 7999
+    assert float((y.detach().double() - torch.cos(math.pi * u)).abs().max()) < 1.6e-7
+    assert float((x.grad.double() / -5.0 - torch.sin(math.pi * u)).abs().max()) < 2e-7
 
 
 @pytest.mark.slow
@@ -617,6 +617,63 @@ def test_fused_register_packs_keep_the_nonfinite_rules(variant):
         torch.testing.assert_close(b[ok], a[ok], rtol=1e-4, atol=1e-3, msg=lambda m, name=name: f"{variant} {name}: {m}")
         if name not in ("output", "input grad"):
             assert torch.isnan(a[0]).all() and torch.isfinite(a[1]).all(), name
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, "fourier@harmonic", "fourier@fixed"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("value", [False, True], ids=["backward", "recompute"])
+def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, dtype, value):
+    """The runs layout computes each chunk of 8192 elements by the family's fast formula alone and
+    computes a chunk again, checked, when one of its inputs was not finite or (Fourier) beyond the
+    fast sine's range (kernels.cpp, Clean). Long runs of 3 groups over several chunks, one chunk of
+    the first group with a NaN, one of the second with +inf (and, for Fourier, two of the third with
+    an input far beyond the range, computed with libm): outputs, input gradients and parameter
+    gradients equal the reference's, in the chunks computed again (their sums counted once) and in
+    the others, NaN and infinity where the reference has them (the NaN group's gradients). With
+    `value`, the recompute path (the value from the backward's own pass). Fourier's rows: any
+    frequencies, harmonic ones learned and fixed (each its own fast formula)."""
+    if variant.startswith("fourier@"):
+        act = _harmonic(3, dtype, 0.7, learn=variant == "fourier@harmonic", channel_dim=1, backend="fused")
+    else:
+        act = make(variant, groups=3, dtype=dtype, seed=5, channel_dim=1, backend="fused")
+    torch.manual_seed(0)
+    x = (2 * torch.randn(1, 3, 3 * 8192 + 77, dtype=torch.float64)).to(dtype)
+    x[0, 0, 9000] = math.nan
+    x[0, 1, 20000] = math.inf
+    if variant.startswith("fourier"):
+        x[0, 2, 100] = 3e5
+        x[0, 2, 17000] = -3e5
+    grad = torch.randn_like(x)
+    params = list(act.reference_tensors())
+    exact = _run_both(act, x.double(), [p.double() for p in params], grad.double(), "reference", value)
+    fast = _run_both(act, x, params, grad, "fused", value)
+    names = ["output", "input grad", *act.spec.param_names]
+    for name, a, b in zip(names, exact, fast):
+        if a is None:
+            assert b is None or not b.abs().sum(), name
+            continue
+        b = b.double()
+        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
+        assert torch.equal(torch.isinf(a), torch.isinf(b)), name
+        ok = torch.isfinite(a)
+        scale = 1.0 if name in ("output", "input grad") else x.numel() ** 0.5
+        tol = 2e-5 * scale if dtype == torch.float32 else 1e-10 * scale
+        torch.testing.assert_close(b[ok], a[ok], rtol=tol, atol=tol, msg=lambda m, name=name: f"{variant} {name}: {m}")
+        if name not in ("output", "input grad"):
+            assert torch.isnan(a[0]).all(), name
+
+
+def _run_both(act, x, params, grad, backend, value):
+    """[y, dx, *parameter grads] of ``act`` with ``params`` on ``x`` for ``grad``: autograd, or with
+    ``value`` the fused kernels' recompute (the value and the gradients from one backward call)."""
+    if value and backend == "fused":  # (params: the module's own)
+        y, dx, grads = act.forward_and_backward(x, grad)
+        return [y, dx, *grads]
+    xx = x.clone().requires_grad_()
+    ps = [t.detach().clone().requires_grad_(t.requires_grad) for t in params]
+    y = call(act, xx, ps, channel_dim=1, backend=backend)
+    y.backward(grad)
+    return [y.detach(), xx.grad, *(p.grad for p in ps)]
 
 
 @pytest.mark.parametrize("degree", [16, 64])

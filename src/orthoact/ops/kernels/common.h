@@ -25,9 +25,15 @@
 //        prepare_forward / prepare_backward write from column p + 1 on
 //   static constexpr int own(int n);  // the family's own columns at degree n, where they are fixed by
 //        it (the kernels then refuse a row of another width: oa_forward / oa_backward return 3)
-//   static constexpr int PACK;  static int pack_forward(T aux), pack_backward(T aux);  // float32
-//        registers per step in the runs layout without an input map, PACK or 1 per call (default 1;
-//        see simd.h and kernels.cpp), chosen by kernel-only A/B
+//   static constexpr int pack_forward(int mode), pack_backward(int mode);  // float32 registers per
+//        step of the clean chunks (default 1; see simd.h and kernels.cpp), chosen by kernel-only A/B
+//   static constexpr int FAST_MODES;  static int fast_mode(T aux);  static T fast_bound(T aux);
+//   template <int MODE, class V, class L> static V fwd_fast(V x, const L& a, i64 pos, int n, int p, T aux);
+//   template <int MODE, class V, class L> static V bwd_fast(V x, V g, L& a, i64 pos, int n, int p, T aux);
+//   template <int MODE, class V, class L> static V bwd_value_fast(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);
+//        // the clean chunks' formulas (kernels.cpp, Clean: every |x| of the chunk finite and within
+//        // fast_bound(aux)), one of FAST_MODES chosen per call by fast_mode(aux); by default fwd,
+//        // bwd<false> and bwd_value, with the bound the largest finite T
 //   static bool value_in_backward(T aux, unsigned skip);  template <class V, class L>
 //   static V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);  // bwd<false> that also
 //        sets y = F(x) (on the backward-prepared parameters), for a call that asks for the value
@@ -71,53 +77,31 @@ template <typename T> static inline T inv_factorial(int k) {
     return T(1.0 / f);
 }
 
-// sin and cos of float vectors: Cody-Waite reduction by pi (two FMA steps: z = q pi + r, |r| <= pi/2)
-// and minimax polynomials on [-pi/2, pi/2] (sine to degree 9, relative error 6e-9; cosine to degree
-// 10, 2.5e-10), the sign of both flipped for odd q. Within 1.5e-7 (about one ulp of 1) of the exact
-// values for |z| <= 8192 (callers route larger arguments to libm): ~20 vector operations for both,
-// no quadrant selection. With WANT_SIN false only the cosine is produced. The polynomials are
-// evaluated by Estrin's scheme (in r^2 and r^4), not Horner's: three dependent FMAs instead of five.
-// The kernels that call this are latency-bound (one vector's chain of dependent operations is longer
-// than the out-of-order window hides), so the shorter chain is ~8% of a fixed-frequency Fourier-5
-// forward+backward (one call per element; kernel-only, 2 threads, 4M float32) at the same operation
-// count and the same 1.3e-7 maximum error. Learned frequencies take sincospi_v (below) instead.
+// sin and cos of double vectors, lane by lane with libm (the float32 kernels take sincospi_v below).
 template <bool WANT_SIN, class V>
 static OA_INLINE void sincos_v(V z, V& s, V& c) {
-    if constexpr (std::is_same<Lane<V>, double>::value) {  // doubles: libm, lane by lane
-        for (int l = 0; l < lanes<V>; ++l) {
-            s[l] = std::sin(double(z[l]));
-            c[l] = std::cos(double(z[l]));
-        }
-    } else {
-        typedef Mask<V> I;
-        // t = 1.5 2^23 + round(z / pi): its last mantissa bit is the parity of q, (-1)^q its sign bit
-        const V t = vfma(z, splat<V>(0.318309886183790672f), splat<V>(12582912.0f)), q = t - 12582912.0f;
-        V r = vfma(q, splat<V>(-3.14159274101257324f), z);  // -float(pi) (q negated by the constant: no extra op)
-        r = vfma(q, splat<V>(8.74227765734758577e-8f), r);  // -(pi - float(pi))
-        const V r2 = r * r;
-        const I sign = as<I>(as<Unsigned<V>>(t) << 31u);
-        const V r4 = r2 * r2;
-        const V cp = (1.0f + r2 * -0.5f) + r4 * ((4.166664183e-2f + r2 * -1.388840377e-3f) +
-                                                 r4 * (2.476188638e-5f + r2 * -2.607710314e-7f));
-        c = as<V>(as<I>(cp) ^ sign);
-        if (WANT_SIN) {
-            const V sp = r + (r * r2) * ((-1.666665971e-1f + r2 * 8.333066478e-3f) +
-                                         r4 * (-1.980960224e-4f + r2 * 2.605780537e-6f));
-            s = as<V>(as<I>(sp) ^ sign);
-        }
+    static_assert(std::is_same<Lane<V>, double>::value, "float32 takes sincospi_v");
+    for (int l = 0; l < lanes<V>; ++l) {
+        if (WANT_SIN) s[l] = std::sin(double(z[l]));
+        c[l] = std::cos(double(z[l]));
     }
 }
 
-// sin(pi u) and cos(pi u) of float vectors (u in half-turns: Fourier's learned frequencies form
-// u = w' x - phi' with w' = w / pi, phi' = phi / pi prepared per group): q = round(u) and f = u - q
-// (exact: no Cody-Waite steps), then the polynomials above in pi f (their coefficients scaled by
-// powers of pi: cosine by Estrin's scheme, sine as f times a Horner polynomial, the most accurate of
-// the orders tried), the sign of both flipped for odd q. Three adds replace three FMAs of sincos_v's
-// reduction. Within 1.6e-7 (sine) and 8.4e-8 (cosine) of sin(pi u), cos(pi u) for |u| < 2^22.
+// sin(pi u) and cos(pi u) of float vectors (u in half-turns: Fourier's arguments w' x - phi' with
+// w' = fl(w / pi), phi' = fl(phi / pi) prepared per group): q = round(u) and f = u - q, exact (no
+// Cody-Waite steps: one rounding and one subtraction), then minimax polynomials in pi f on
+// [-pi/2, pi/2] (cosine to degree 10, sine to degree 9, their coefficients scaled by powers of pi),
+// the sign of both flipped for odd q: no quadrant selection. Within 1.6e-7 (sine) and 8.4e-8
+// (cosine) of sin(pi u), cos(pi u) for |u| < 2^22. With WANT_SIN false only the cosine is produced.
+// The cosine is evaluated by Estrin's scheme (in f^2 and f^4): three dependent FMAs instead of five,
+// as the kernels that call this are latency-bound (one vector's chain of dependent operations is
+// longer than the out-of-order window hides; ~8% of a fixed-frequency Fourier-5 forward+backward,
+// kernel-only, 2 threads, 4M float32, at the same operation count); the sine as f times a Horner
+// polynomial, the most accurate of the orders tried.
 template <bool WANT_SIN, class V>
 static OA_INLINE void sincospi_v(V u, V& s, V& c) {
     typedef Mask<V> I;
-    const V t = u + 12582912.0f, f = u - (t - 12582912.0f);  // t = 1.5 2^23 + round(u), as in sincos_v
+    const V t = u + 12582912.0f, f = u - vround(u);  // t = 1.5 2^23 + round(u): its last mantissa bit is q's parity
     const V f2 = f * f, f4 = f2 * f2;
     const I sign = as<I>(as<Unsigned<V>>(t) << 31u);
     const V cp = (1.0f + f2 * -4.934802055e+00f) + f4 * ((4.058709621e+00f + f2 * -1.335216165e+00f) +
@@ -191,12 +175,17 @@ template <typename T, int P> struct Blocked {
     I bad{};
     unsigned skip = 0;  // parameter tensors whose gradients are not wanted (bit j: the j-th; see kernels.cpp)
     const T* row = nullptr;  // the group's prepared row, as set
+    int width = 0;           // the row's columns, as set
     void set(const T* params, int p) {
         row = params;
-        for (int k = 0; k < p; ++k) {
-            A[k] = splat<V>(params[k]);
-            S[k] = V{};
-        }
+        width = p;
+        for (int k = 0; k < p; ++k) A[k] = splat<V>(params[k]);
+        clear();
+    }
+    // The sums and marks back to zero (a chunk computed again, kernels.cpp).
+    void clear() {
+        for (int k = 0; k < width; ++k) S[k] = V{};
+        bad = I{};
     }
     OA_INLINE V param(int k, i64) const { return A[k]; }
     // Parameters k .. k + W - 1 of the row, one per lane (a table for permute; the row must have them).

@@ -35,14 +35,19 @@ template <typename T, int N> struct FourierF {
     // (kernel-only A/B on AMD Zen 3, AVX2, Fourier-5, 1 thread, 4M float32, two registers against
     // one: harmonic forward 0.82x, backward 0.76x; any frequencies 1.01x and 1.19x).
     static constexpr int PACK = 2;
-    static int pack_forward(T aux) { return harmonic(aux) ? PACK : 1; }
-    static int pack_backward(T aux) { return harmonic(aux) ? PACK : 1; }
+    static constexpr int pack_forward(int mode) { return mode == HARMONIC ? PACK : 1; }
+    static constexpr int pack_backward(int mode) { return mode == HARMONIC ? PACK : 1; }
     static constexpr int FREQUENCIES = 2;  // the frequencies' place among the parameter tensors (b, c, w, phi)
-    // Arguments |w x - phi| above 8192 leave sincos_v's reduction's range (sincospi_v's, below, would
-    // reach further; one bound serves both): the bound is the largest |x| for which every argument
-    // stays below it; a vector with any larger x is computed lane by lane with libm in float64 (out
-    // of line: the fast loop keeps its registers).
+    // Arguments |w x - phi| up to 8192 take the fast sin/cos (sincospi_v would reach further, but a
+    // float32 argument's own rounding grows with it; libm's float64 arguments stay exact): the bound
+    // is the largest |x| for which every argument stays below that; a vector with any larger x is
+    // computed lane by lane with libm in float64, out of line. Clean chunks (kernels.cpp) have none.
     static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
+    // Clean chunks (kernels.cpp: every |x| within the bound, finite) take the fast sums alone, the
+    // rows' kind chosen once per call: mode ANY (any frequencies) or HARMONIC.
+    static constexpr int ANY = 0, HARMONIC = 1, FAST_MODES = 2;
+    static int fast_mode(T aux) { return harmonic(aux) ? HARMONIC : ANY; }
+    static T fast_bound(T aux) { return bound_of(aux); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
     // Extra prepared columns (from p + 1: 2n in the forward's rows, 4n + 1 in the backward's). Any frequencies, in float32: the fast path's argument in
     // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
@@ -54,10 +59,18 @@ template <typename T, int N> struct FourierF {
     // w_k of F' and of the linear extension's terms are the raw ones. Harmonic rows hold F''s
     // coefficients there (forward: w_k B_k, w_k A_k; backward: e_k, f_k). The backward's rows then
     // hold what its value needs (bwd_value): a_k = c_k/k! (any frequencies) or A_k and B_k
-    // (harmonic), and b last.
+    // (harmonic), and b. Last in both, harmonic rows' w'_1 = fl(w_1 / pi): their one angle in
+    // half-turns as well (float32: sincospi_v, the same bound on the rounding; kernel-only, 1 thread,
+    // fixed-frequency Fourier-5: forward 0.97x, backward 0.97x of the two FMA steps of sincos_v).
     static constexpr bool HALF_TURNS = std::is_same<T, float>::value;
-    static constexpr int PX = 4 * M + 1;
-    static int extra(int n, bool forward, T) { return forward ? 2 * n : 4 * n + 1; }
+    static constexpr int PX = 4 * M + 2;
+    static int extra(int n, bool forward, T) { return forward ? 2 * n + 1 : 4 * n + 2; }
+    static constexpr OA_INLINE int w1pi(int n, bool forward) { return own(n) + (forward ? 2 * n + 1 : 4 * n + 2); }
+    // sin and cos of a harmonic row's angle theta = w_1 x (w1: its column, w_1 for float64, w'_1 for float32).
+    template <class V> static OA_INLINE void angle(V x, V w1, V& s, V& c) {
+        if constexpr (HALF_TURNS) sincospi_v<true>(x * w1, s, c);
+        else sincos_v<true>(x * w1, s, c);
+    }
     // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + extra(n), at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
@@ -93,18 +106,16 @@ template <typename T, int N> struct FourierF {
     // Prepared forward row: any frequencies [b, a_k = c_k/k!, w_k, phi_k]; harmonic ones
     // [b, A_k, w_k, B_k] and F''s coefficients w_k B_k, w_k A_k in the extra columns.
     template <class V, class L> static OA_INLINE V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
-        if (harm) {
-            V s1, c1;
-            sincos_v<true>(x * a.param(n + 1, pos), s1, c1);
-            if (d) *d = horner_re<false>(c1, s1, a, pos, n, own(n), own(n) + n);
-            return a.param(0, pos) + horner_re<true>(c1, s1, a, pos, n, 0, 2 * n);
-        }
-        return learned_forward(x, a, pos, n, d);
+        return harm ? harmonic_forward(x, a, pos, n, d) : learned_forward(x, a, pos, n, d);
     }
-    // Any frequencies: one sin/cos per harmonic. (Packs only reach this through pack_forward's
-    // choice being overridden: a pack's registers then go one after another, out of line.)
+    template <class V, class L> static OA_INLINE V harmonic_forward(V x, const L& a, i64 pos, int n, V* d) {
+        V s1, c1;
+        angle(x, V(a.param(HALF_TURNS ? w1pi(n, true) : n + 1, pos)), s1, c1);
+        if (d) *d = horner_re<false>(c1, s1, a, pos, n, own(n), own(n) + n);
+        return a.param(0, pos) + horner_re<true>(c1, s1, a, pos, n, 0, 2 * n);
+    }
+    // Any frequencies: one sin/cos per harmonic (single registers: pack_forward).
     template <class V, class L> static OA_INLINE V learned_forward(V x, const L& a, i64 pos, int n, V* d) {
-        if constexpr (VecTraits<V>::IS_PACK) return learned_forward_each(x, a, pos, n, d);
         V y = a.param(0, pos), dd = V{};
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -121,13 +132,9 @@ template <typename T, int N> struct FourierF {
             }
             y += amp * c;
             if (d) dd -= amp * w * s;
+            ordered(y);  // one harmonic at a time (simd.h)
         }
         if (d) *d = dd;
-        return y;
-    }
-    template <class V, class L> __attribute__((noinline)) static V learned_forward_each(V x, const L& a, i64 pos, int n, V* d) {
-        V y;
-        for (int u = 0; u < registers<V>; ++u) y.v[u] = learned_forward(x.v[u], a, pos, n, d ? &d->v[u] : nullptr);
         return y;
     }
     // The same sums lane by lane in float64 (rounded once at the end); the harmonic row's A_k, B_k
@@ -159,6 +166,12 @@ template <typename T, int N> struct FourierF {
         const int n = N > 0 ? N : n_rt;
         return safe(x, aux) ? forward_sums(x, a, pos, n, harmonic(aux), &d)
                             : forward_libm(x, a, pos, n, harmonic(aux), &d);
+    }
+
+    template <int MODE, class V, class L> static OA_INLINE V fwd_fast(V x, const L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt;
+        if constexpr (MODE == HARMONIC) return harmonic_forward(x, a, pos, n, static_cast<V*>(nullptr));
+        else return learned_forward(x, a, pos, n, static_cast<V*>(nullptr));
     }
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
@@ -200,7 +213,7 @@ template <typename T, int N> struct FourierF {
     template <bool WANT_W, class V, class L> static OA_INLINE V harmonic_backward(V x, V g, L& a, i64 pos, int n) {
         const int e0 = own(n);  // e_k in column e0 + k, f_k in e0 + n + k
         V s1, c1;
-        sincos_v<true>(x * a.param(0, pos), s1, c1);
+        angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
         V pr = g * c1, pi = g * s1, dx = V{};  // p_1 = g z
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -226,7 +239,7 @@ template <typename T, int N> struct FourierF {
             V C[M + 1], S[M + 1];
             if (FAST) {
                 V s1, c1;
-                sincos_v<true>(w1 * x, s1, c1);
+                angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
                 harmonics(c1, s1, n, C, S);
             }
 #pragma GCC unroll 16
@@ -254,11 +267,10 @@ template <typename T, int N> struct FourierF {
         }
         return learned_backward<EXT, FAST>(x, g, a, pos, n, t);
     }
-    // Any frequencies, every sum (a pack's registers one after another, out of line, as learned_forward's);
-    // VALUE: F(x) too, in y (one FMA per harmonic on the cosines the sums use).
+    // Any frequencies, every sum (single registers: pack_backward); VALUE: F(x) too, in y (one FMA per
+    // harmonic on the cosines the sums use).
     template <bool EXT, bool FAST, bool VALUE = false, class V, class L>
     static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t, V* y = nullptr) {
-        if constexpr (VecTraits<V>::IS_PACK) return learned_backward_each<EXT, FAST, VALUE>(x, g, a, pos, n, t, y);
         V d = V{}, value = V{};
         if constexpr (VALUE) value = a.param(0, pos);
         const V gx = g * x;
@@ -283,13 +295,6 @@ template <typename T, int N> struct FourierF {
         if constexpr (VALUE) *y = value;
         return g * d;
     }
-    template <bool EXT, bool FAST, bool VALUE, class V, class L>
-    __attribute__((noinline)) static V learned_backward_each(V x, V g, L& a, i64 pos, int n, V t, V* y) {
-        V dx;
-        for (int u = 0; u < registers<V>; ++u)
-            dx.v[u] = learned_backward<EXT, FAST, VALUE>(x.v[u], g.v[u], a, pos, n, t.v[u], y ? &y->v[u] : nullptr);
-        return dx;
-    }
     template <bool EXT, class V, class L>
     __attribute__((noinline, cold)) static V backward_libm(V x, V g, L& a, i64 pos, int n, bool harm, V t) {
         return backward_sums<EXT, false>(x, g, a, pos, n, harm, t);
@@ -313,7 +318,7 @@ template <typename T, int N> struct FourierF {
     template <class V, class L> static OA_INLINE V harmonic_backward_value(V x, V g, L& a, i64 pos, int n, V& y) {
         const int e0 = own(n);  // e_k, f_k, A_k, B_k in columns e0 + k, e0 + n + k, e0 + 2n + k, e0 + 3n + k
         V s1, c1;
-        sincos_v<true>(x * a.param(0, pos), s1, c1);
+        angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
         V qr = c1, qi = s1, d = V{}, value = a.param(e0 + 4 * n + 1, pos);
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -325,6 +330,13 @@ template <typename T, int N> struct FourierF {
         }
         y = value;
         return g * d;
+    }
+    template <int MODE, class V, class L>
+    static OA_INLINE V bwd_value_fast(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
+        const int n = N > 0 ? N : n_rt;
+        a.acc(0, pos, g);
+        if constexpr (MODE == HARMONIC) return harmonic_backward_value(x, g, a, pos, n, y);
+        else return learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y);
     }
     // Lanes beyond the fast sine's range: the sums as backward_libm's; the value lane by lane with
     // libm in float64 (any frequencies: as learned_backward's, harmonic rows: as forward_libm's).
@@ -351,6 +363,15 @@ template <typename T, int N> struct FourierF {
                             : backward_libm<EXT>(x, g, a, pos, n, harmonic(aux), t);
     }
 
+    template <int MODE, class V, class L> static OA_INLINE V bwd_fast(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+        const int n = N > 0 ? N : n_rt;
+        a.acc(0, pos, g);
+        if constexpr (MODE == HARMONIC)
+            return a.skip & (1u << FREQUENCIES) ? harmonic_backward<false>(x, g, a, pos, n)
+                                                : harmonic_backward<true>(x, g, a, pos, n);
+        else return learned_backward<false, true>(x, g, a, pos, n, V{});
+    }
+
     // Any frequencies' extra columns (float32): w'_k = w_k / pi and phi'_k = phi_k / pi.
     static void half_turns(const T* raw, T* out, int n, int p, int k) {
         if (!HALF_TURNS) return;
@@ -367,6 +388,7 @@ template <typename T, int N> struct FourierF {
                 out[2 * n + k] = T(B);
                 out[p + k] = T(w * B);
                 out[p + n + k] = T(w * A);
+                out[p + 2 * n + 1] = T(double(raw[n + 1]) / M_PI);
             } else {
                 out[k] = T(amp);
                 half_turns(raw, out, n, p, k);
@@ -377,6 +399,7 @@ template <typename T, int N> struct FourierF {
         std::memcpy(out, raw, sizeof(T) * p);
         if (harmonic(aux)) out[0] = raw[n + 1];  // w_1 (the bias needs no value: dF/db = 1)
         out[p + 4 * n + 1] = raw[0];          // b, for the value (bwd_value)
+        if (harmonic(aux)) out[p + 4 * n + 2] = T(double(raw[n + 1]) / M_PI);
         for (int k = 1; k <= n; ++k) {
             const double amp = double(raw[k]) * inv_factorial<double>(k), aw = amp * double(raw[n + k]), phi = raw[2 * n + k];
             out[k] = T(aw);

@@ -34,6 +34,8 @@
 #include "families.inc"  // first: it defines OA_MAX_DEGREE for common.h, then includes the families
 #include "common.h"
 
+#include <limits>
+
 #ifdef _OPENMP
 #include <omp.h>
 #else
@@ -197,21 +199,98 @@ template <typename T> struct Prepared {
     const T* row(i64 group) const { return rows.data() + group * width; }
 };
 
-// Registers per step of the runs layout's float32 loops without an input map (see simd.h for why): a
-// family declaring PACK > 1 says per call, from its aux, whether this call's rows gain from it
-// (pack_forward / pack_backward: PACK or 1). Only 32-byte builds pack: with AVX-512's 32 registers
-// and the larger out-of-order window of the CPUs that have it, two interleaved vectors measured
-// 0.95-1.03x (AMD Zen 5), and every pack is one more copy of the loops to compile.
+// Registers per step of the runs layout's float32 clean chunks (see simd.h for why, and Clean below):
+// a family declaring pack_forward / pack_backward says per mode whether its rows gain from it. Only
+// 32-byte builds pack: with AVX-512's 32 registers and the larger out-of-order window of the CPUs
+// that have it, two interleaved vectors measured 0.95-1.03x (AMD Zen 5), and every pack is one more
+// copy of the loops to compile.
 template <class F, class = void> struct Packing {
-    static constexpr int MAX = 1;
-    template <typename T> static int forward(T) { return 1; }
-    template <typename T> static int backward(T) { return 1; }
+    static constexpr int forward(int) { return 1; }
+    static constexpr int backward(int) { return 1; }
 };
-template <class F> struct Packing<F, std::void_t<decltype(F::PACK)>> {
-    static constexpr int MAX = OA_VBYTES == 32 ? F::PACK : 1;
-    template <typename T> static int forward(T aux) { return MAX > 1 ? F::pack_forward(aux) : 1; }
-    template <typename T> static int backward(T aux) { return MAX > 1 ? F::pack_backward(aux) : 1; }
+template <class F> struct Packing<F, std::void_t<decltype(F::pack_forward(0))>> {
+    static constexpr int forward(int mode) { return OA_VBYTES == 32 ? F::pack_forward(mode) : 1; }
+    static constexpr int backward(int mode) { return OA_VBYTES == 32 ? F::pack_backward(mode) : 1; }
 };
+
+// Clean chunks. The non-finite rules (above) and a family's own range checks (Fourier's sine's
+// range, with its out-of-line libm fallback) cost a few operations per vector, and a branch to an
+// out-of-line call costs more than its test: the call clobbers every vector register, so the loop
+// reloads its constants at every step. The runs layout without an input map therefore first scans
+// each chunk of FLUSH elements (a load, and, compare and or per vector, from the cache the loop then
+// reads again): where every |x| is within the family's bound, the chunk runs the family's fast
+// formula alone (fwd_fast / bwd_fast / bwd_value_fast; fwd / bwd / bwd_value where the family
+// declares none), as a finite x leaves the rules nothing to replace; any other chunk runs the checked
+// elements above, one register a step. The bound is finite, so a clean chunk has no infinity and no
+// NaN; a family's fast_bound narrows it to the inputs its fast formula covers. A family may also
+// split its fast formula into FAST_MODES chosen once per call from aux (Fourier: harmonic rows or
+// any frequencies), which takes that choice out of the loop.
+template <class F, class = void> struct Clean {
+    static constexpr int MODES = 1;
+    template <typename T> static int mode(T) { return 0; }
+    template <typename T> static T bound(T) { return std::numeric_limits<T>::max(); }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V fwd(V x, const L& a, i64 pos, int n, int p, T aux) { return F::fwd(x, a, pos, n, p, aux); }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux) {
+        return F::template bwd<false>(x, g, a, pos, n, p, aux, V{});
+    }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y) {
+        return F::bwd_value(x, g, a, pos, n, p, aux, y);
+    }
+};
+template <class F> struct Clean<F, std::void_t<decltype(F::FAST_MODES)>> {
+    static constexpr int MODES = F::FAST_MODES;
+    template <typename T> static int mode(T aux) { return F::fast_mode(aux); }
+    template <typename T> static T bound(T aux) { return std::min(F::fast_bound(aux), std::numeric_limits<T>::max()); }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V fwd(V x, const L& a, i64 pos, int n, int p, T aux) {
+        return F::template fwd_fast<MODE>(x, a, pos, n, p, aux);
+    }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux) {
+        return F::template bwd_fast<MODE>(x, g, a, pos, n, p, aux);
+    }
+    template <int MODE, class V, class L, typename T>
+    static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y) {
+        return F::template bwd_value_fast<MODE>(x, g, a, pos, n, p, aux, y);
+    }
+};
+
+// What a clean chunk's fast pass notes of its inputs, to tell afterwards whether every |x| was within
+// the bound: float32, the largest |x| per lane as unsigned bits (the bits of a non-negative float
+// order as its value, infinity above every finite value and NaN above infinity: two integer
+// operations per vector); float64, the lanes where |x| <= bound failed.
+template <typename T> struct Seen {
+    typename VT<T>::U top{};
+    template <class V> OA_INLINE void note(const V& x, T bound) {
+        if constexpr (VecTraits<V>::IS_PACK) {
+            for (const auto& r : x.v) note(r, bound);
+        } else if constexpr (std::is_same<T, float>::value) {
+            const auto bits = as<typename VT<T>::U>(vabs(x));
+            top = top > bits ? top : bits;
+        } else {
+            top |= as<typename VT<T>::U>(~(vabs(x) <= bound));
+        }
+    }
+    bool within(T bound) const {
+        if constexpr (std::is_same<T, float>::value) {
+            uint32_t limit;
+            std::memcpy(&limit, &bound, sizeof limit);
+            return !(bound >= T(0)) ? false : !any_set(top > limit);
+        } else {
+            return !any_set(top);
+        }
+    }
+};
+
+// fn(std::integral_constant<int, MODE>) for MODE = mode: a mode's instantiation, chosen at run time.
+template <class F, int MODE = 0, class Fn> static void with_mode(int mode, const Fn& fn) {
+    if constexpr (MODE + 1 < Clean<F>::MODES)
+        if (mode != MODE) return with_mode<F, MODE + 1>(mode, fn);
+    fn(std::integral_constant<int, MODE>{});
+}
 
 // Flush a group's lane accumulators into its float64 sums; NaN when a marked input was seen.
 template <typename T, int P>
@@ -233,10 +312,23 @@ template <typename T> static std::vector<T> expand_rows(const T* params, i64 G, 
     return out;
 }
 
-template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1>
+// The checked elements of a chunk [s, e) (one register a step, out of line: see Clean); the input
+// map m may be the identity.
+template <typename T, class F, bool INF_NAN, class L>
+__attribute__((noinline)) static void forward_checked(const T* x, T* y, i64 s, i64 e, const L& a, int n, int pf,
+                                                      T aux, const InputMap<T>& m) {
+    for_vectors<T, typename VT<T>::V>(x, nullptr, y, s, e, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+        return forward_element<T, F, INF_NAN, true>(xv, a, pos, n, pf, aux, m);
+    });
+}
+
+// MAPPED: every chunk is checked; otherwise a clean chunk takes the fast formula of MODE, PACK
+// registers a step (see Clean).
+template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1, int MODE = 0>
 static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Prepared<T>& prep, int n, int P, T aux,
                          const InputMap<T>& m, int nthreads) {
     const int pf = P - m.clamp;  // the family's own columns
+    const T bound = Clean<F>::bound(aux);
 #pragma omp parallel num_threads(thread_count(N, nthreads))
     {
         i64 lo, hi;
@@ -246,21 +338,47 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             a.set(prep.row(block % G), prep.width);
-            for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
-                return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
-            });
+            for (i64 s = i; s < end; s += FLUSH) {
+                const i64 e = std::min(end, s + FLUSH);
+                bool clean = false;
+                if constexpr (!MAPPED) {
+                    Seen<T> seen;
+                    for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, s, e, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+                        seen.note(xv, bound);
+                        return Clean<F>::template fwd<MODE>(xv, a, pos, n, pf, aux);
+                    });
+                    clean = seen.within(bound);
+                }
+                if (!clean) forward_checked<T, F, INF_NAN>(x, y, s, e, a, n, pf, aux, m);  // again, checked
+            }
             i = end;
         }
     }
 }
 
-// VALUE: the family's backward also writes F(x) to y (bwd_value; no input map).
-template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1, bool VALUE = false>
+// The checked elements of a backward chunk (see forward_checked); VALUE: F(x) to y too (no input map).
+template <typename T, class F, bool INF_NAN, bool VALUE, class L>
+__attribute__((noinline)) static void backward_checked(const T* x, const T* g, T* dx, T* y, i64 s, i64 e, L& a,
+                                                       int n, int pf, T aux, const InputMap<T>& m) {
+    if constexpr (VALUE) {
+        for_vectors<T, typename VT<T>::V>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+            return backward_value_element<T, F, INF_NAN>(xv, gv, a, pos, n, pf, aux, yv);
+        }, y);
+    } else {
+        for_vectors<T, typename VT<T>::V>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+            return backward_element<T, F, INF_NAN, true>(xv, gv, a, pos, n, pf, aux, m);
+        });
+    }
+}
+
+// VALUE: the family's backward also writes F(x) to y (bwd_value; no input map). Chunks as forward_runs'.
+template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1, int MODE = 0, bool VALUE = false>
 static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N, i64 block_len, i64 G,
                           const Prepared<T>& prep, int n, int P, T aux, const InputMap<T>& m, int nthreads,
                           unsigned skip, T* y = nullptr) {
     static_assert(!VALUE || !MAPPED, "the value from the backward's pass: no input map");
     const int pf = P - m.clamp;
+    const T bound = Clean<F>::bound(aux);
     const int nt_max = thread_count(N, nthreads);
     std::vector<double> partial(dparams ? (size_t)nt_max * G * P : 0, 0.0);
 #pragma omp parallel num_threads(nt_max)
@@ -278,15 +396,24 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(prep.row(group), prep.width);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
-                if constexpr (VALUE) {
-                    for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
-                        return backward_value_element<T, F, INF_NAN>(xv, gv, a, pos, n, pf, aux, yv);
-                    }, y);
-                } else {
-                    for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
-                        return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
-                    });
+                bool clean = false;
+                if constexpr (!MAPPED) {
+                    Seen<T> seen;
+                    if constexpr (VALUE) {
+                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+                            seen.note(xv, bound);
+                            return Clean<F>::template bwd_value<MODE>(xv, gv, a, pos, n, pf, aux, yv);
+                        }, y);
+                    } else {
+                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+                            seen.note(xv, bound);
+                            return Clean<F>::template bwd<MODE>(xv, gv, a, pos, n, pf, aux);
+                        });
+                    }
+                    clean = seen.within(bound);
+                    if (!clean) a.clear();  // the chunk's sums start again (each chunk starts from zero: flush)
                 }
+                if (!clean) backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
                 if (acc) flush_runs(a, acc + group * P, P);
             }
             i = end;
@@ -383,11 +510,11 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
     const T aux = F<T, N>::aux(params, G, P, n, runs);
     const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m, nthreads);
     if (runs) {
-        constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
         if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
-        else if (PACK > 1 && Packing<F<T, N>>::forward(aux) > 1)
-            forward_runs<T, F<T, N>, INF_NAN, false, PACK>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
-        else forward_runs<T, F<T, N>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux), [&](auto mode) {
+            constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::forward(MODE) : 1;
+            forward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+        });
     } else {
         if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
         else forward_rows<T, F<T, 0>, INF_NAN, false>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
@@ -419,21 +546,17 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
     if (y && !value_here) run_forward<T, F, INF_NAN, N>(x, y, Ntot, block_len, G, raw, n, P, m, nthreads);
     const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m, nthreads);
     if (runs) {
-        constexpr int PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::MAX : 1;
-        bool done = false;  // by the family's backward with its value
-        if constexpr (ValueInBackward<F<T, N>>::HAS)
-            if (value_here) {
-                if (PACK > 1 && Packing<F<T, N>>::backward(aux) > 1)
-                    backward_runs<T, F<T, N>, INF_NAN, false, PACK, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
-                else
-                    backward_runs<T, F<T, N>, INF_NAN, false, 1, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
-                done = true;
-            }
-        if (done) {
-        } else if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
-        else if (PACK > 1 && Packing<F<T, N>>::backward(aux) > 1)
-            backward_runs<T, F<T, N>, INF_NAN, false, PACK>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
-        else backward_runs<T, F<T, N>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux), [&](auto mode) {
+            constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::backward(MODE) : 1;
+            bool done = false;  // by the family's backward with its value
+            if constexpr (ValueInBackward<F<T, N>>::HAS)
+                if (value_here) {
+                    backward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
+                    done = true;
+                }
+            if (!done) backward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
+        });
     } else {
         if (mapped) backward_rows<T, F<T, 0>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
         else backward_rows<T, F<T, 0>, INF_NAN, false>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);

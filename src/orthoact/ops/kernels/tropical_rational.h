@@ -32,8 +32,8 @@ template <typename T, int N> struct TropicalRationalF {
     // the per-line loop (1 thread): backward 0.87x; the envelope's (2 threads, every line on it): 0.95x;
     // the forward gains nothing (1.00x).
     static constexpr int PACK = 2;
-    static int pack_forward(T) { return 1; }
-    static int pack_backward(T) { return PACK; }
+    static constexpr int pack_forward(int) { return 1; }
+    static constexpr int pack_backward(int) { return PACK; }
     // Whether this instantiation can take the envelope (float32, a compiled degree), and whether a call does.
     static constexpr bool ENVELOPE = N > 0 && std::is_same<T, float>::value;
     static OA_INLINE bool by_envelope(T aux) { return ENVELOPE && aux > T(0.5); }

@@ -216,31 +216,25 @@ template <class F> struct Packing<F, std::void_t<decltype(F::pack_forward(0))>> 
 // Clean chunks. The non-finite rules (above) and a family's own range checks (Fourier's sine's
 // range, with its out-of-line libm fallback) cost a few operations per vector, and a branch to an
 // out-of-line call costs more than its test: the call clobbers every vector register, so the loop
-// reloads its constants at every step. The runs layout without an input map therefore first scans
-// each chunk of FLUSH elements (a load, and, compare and or per vector, from the cache the loop then
-// reads again): where every |x| is within the family's bound, the chunk runs the family's fast
-// formula alone (fwd_fast / bwd_fast / bwd_value_fast; fwd / bwd / bwd_value where the family
-// declares none), as a finite x leaves the rules nothing to replace; any other chunk runs the checked
-// elements above, one register a step. The bound is finite, so a clean chunk has no infinity and no
-// NaN; a family's fast_bound narrows it to the inputs its fast formula covers. A family may also
-// split its fast formula into FAST_MODES chosen once per call from aux (Fourier: harmonic rows or
-// any frequencies), which takes that choice out of the loop.
+// reloads its constants at every step. A family declaring FAST_MODES therefore has the runs layout
+// without an input map compute each chunk of FLUSH elements by its fast formula alone (fwd_fast /
+// bwd_fast / bwd_value_fast), noting the largest |x| on the way (two integer operations per vector,
+// Seen below), and compute the chunk again by the checked elements above, one register a step, when
+// an input was not finite or beyond the family's fast_bound: the chunk's outputs are written again
+// and its sums start from zero again (each chunk's do: they are flushed after it). Inputs seldom are,
+// so the fast formula runs alone. The family may split it into FAST_MODES chosen once per call from
+// aux (Fourier: any frequencies or harmonic rows), which takes that choice out of the loop. Other
+// families keep the checked elements everywhere: for a formula of a few operations the note costs
+// what the rules do (kernel-only A/B, 2 threads, 4M float32: Hermite-3's forward 1.13x with clean
+// chunks, Rational-5/4's total 0.97x).
 template <class F, class = void> struct Clean {
+    static constexpr bool ENABLED = false;
     static constexpr int MODES = 1;
     template <typename T> static int mode(T) { return 0; }
     template <typename T> static T bound(T) { return std::numeric_limits<T>::max(); }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V fwd(V x, const L& a, i64 pos, int n, int p, T aux) { return F::fwd(x, a, pos, n, p, aux); }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux) {
-        return F::template bwd<false>(x, g, a, pos, n, p, aux, V{});
-    }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y) {
-        return F::bwd_value(x, g, a, pos, n, p, aux, y);
-    }
 };
 template <class F> struct Clean<F, std::void_t<decltype(F::FAST_MODES)>> {
+    static constexpr bool ENABLED = true;
     static constexpr int MODES = F::FAST_MODES;
     template <typename T> static int mode(T aux) { return F::fast_mode(aux); }
     template <typename T> static T bound(T aux) { return std::min(F::fast_bound(aux), std::numeric_limits<T>::max()); }
@@ -322,8 +316,8 @@ __attribute__((noinline)) static void forward_checked(const T* x, T* y, i64 s, i
     });
 }
 
-// MAPPED: every chunk is checked; otherwise a clean chunk takes the fast formula of MODE, PACK
-// registers a step (see Clean).
+// MAPPED, or a family without clean chunks: every element checked, PACK registers a step (1 with an
+// input map); otherwise chunk by chunk, fast where clean, with MODE's formula (see Clean).
 template <typename T, class F, bool INF_NAN, bool MAPPED, int PACK = 1, int MODE = 0>
 static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Prepared<T>& prep, int n, int P, T aux,
                          const InputMap<T>& m, int nthreads) {
@@ -338,18 +332,20 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             a.set(prep.row(block % G), prep.width);
-            for (i64 s = i; s < end; s += FLUSH) {
-                const i64 e = std::min(end, s + FLUSH);
-                bool clean = false;
-                if constexpr (!MAPPED) {
+            if constexpr (MAPPED || !Clean<F>::ENABLED) {
+                for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+                    return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
+                });
+            } else {
+                for (i64 s = i; s < end; s += FLUSH) {
+                    const i64 e = std::min(end, s + FLUSH);
                     Seen<T> seen;
                     for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, s, e, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
                         seen.note(xv, bound);
                         return Clean<F>::template fwd<MODE>(xv, a, pos, n, pf, aux);
                     });
-                    clean = seen.within(bound);
+                    if (!seen.within(bound)) forward_checked<T, F, INF_NAN>(x, y, s, e, a, n, pf, aux, m);  // again, checked
                 }
-                if (!clean) forward_checked<T, F, INF_NAN>(x, y, s, e, a, n, pf, aux, m);  // again, checked
             }
             i = end;
         }
@@ -396,8 +392,17 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(prep.row(group), prep.width);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
-                bool clean = false;
-                if constexpr (!MAPPED) {
+                if constexpr (MAPPED || !Clean<F>::ENABLED) {
+                    if constexpr (VALUE) {
+                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+                            return backward_value_element<T, F, INF_NAN>(xv, gv, a, pos, n, pf, aux, yv);
+                        }, y);
+                    } else {
+                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+                            return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
+                        });
+                    }
+                } else {
                     Seen<T> seen;
                     if constexpr (VALUE) {
                         for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
@@ -410,10 +415,11 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
                             return Clean<F>::template bwd<MODE>(xv, gv, a, pos, n, pf, aux);
                         });
                     }
-                    clean = seen.within(bound);
-                    if (!clean) a.clear();  // the chunk's sums start again (each chunk starts from zero: flush)
+                    if (!seen.within(bound)) {  // again, checked: the chunk's sums start from zero again (flush)
+                        a.clear();
+                        backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
+                    }
                 }
-                if (!clean) backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
                 if (acc) flush_runs(a, acc + group * P, P);
             }
             i = end;

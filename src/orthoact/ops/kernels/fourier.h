@@ -35,8 +35,8 @@ template <typename T, int N> struct FourierF {
     // (kernel-only A/B on AMD Zen 3, AVX2, Fourier-5, 1 thread, 4M float32, two registers against
     // one: harmonic forward 0.82x, backward 0.76x; any frequencies 1.01x and 1.19x).
     static constexpr int PACK = 2;
-    static constexpr int pack_forward(int mode) { return mode == HARMONIC ? PACK : 1; }
-    static constexpr int pack_backward(int mode) { return mode == HARMONIC ? PACK : 1; }
+    static constexpr int pack_forward(int mode) { return mode == ANY ? 1 : PACK; }
+    static constexpr int pack_backward(int mode) { return mode == ANY ? 1 : PACK; }
     static constexpr int FREQUENCIES = 2;  // the frequencies' place among the parameter tensors (b, c, w, phi)
     // Arguments |w x - phi| up to 8192 take the fast sin/cos (sincospi_v would reach further, but a
     // float32 argument's own rounding grows with it; libm's float64 arguments stay exact): the bound
@@ -44,9 +44,16 @@ template <typename T, int N> struct FourierF {
     // computed lane by lane with libm in float64, out of line. Clean chunks (kernels.cpp) have none.
     static OA_INLINE bool harmonic(T aux) { return aux < T(-1.5); }
     // Clean chunks (kernels.cpp: every |x| within the bound, finite) take the fast sums alone, the
-    // rows' kind chosen once per call: mode ANY (any frequencies) or HARMONIC.
-    static constexpr int ANY = 0, HARMONIC = 1, FAST_MODES = 2;
-    static int fast_mode(T aux) { return harmonic(aux) ? HARMONIC : ANY; }
+    // rows' kind chosen once per call: mode ANY (any frequencies), HARMONIC, or FIXED (harmonic rows
+    // whose frequencies want no gradient: a per-element choice between the two harmonic loops had
+    // GCC compute every power first and spill them). A forward takes ANY or HARMONIC; a backward
+    // with the value ANY or FIXED (value_in_backward).
+    static constexpr int ANY = 0, HARMONIC = 1, FIXED = 2, FAST_MODES = 3;
+    static int fast_mode(T aux, unsigned skip) {
+        return !harmonic(aux) ? ANY : skip & (1u << FREQUENCIES) ? FIXED : HARMONIC;
+    }
+    static constexpr bool forward_mode(int mode) { return mode != FIXED; }
+    static constexpr bool value_mode(int mode) { return mode != HARMONIC; }
     static T fast_bound(T aux) { return bound_of(aux); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
     // Extra prepared columns (from p + 1: 2n in the forward's rows, 4n + 1 in the backward's). Any frequencies, in float32: the fast path's argument in
@@ -170,8 +177,8 @@ template <typename T, int N> struct FourierF {
 
     template <int MODE, class V, class L> static OA_INLINE V fwd_fast(V x, const L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt;
-        if constexpr (MODE == HARMONIC) return harmonic_forward(x, a, pos, n, static_cast<V*>(nullptr));
-        else return learned_forward(x, a, pos, n, static_cast<V*>(nullptr));
+        if constexpr (MODE == ANY) return learned_forward(x, a, pos, n, static_cast<V*>(nullptr));
+        else return harmonic_forward(x, a, pos, n, static_cast<V*>(nullptr));
     }
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
@@ -222,6 +229,7 @@ template <typename T, int N> struct FourierF {
             a.acc(2 * n + k, pos, pi);
             dx += a.param(e0 + k, pos) * pr + a.param(e0 + n + k, pos) * pi;
             if (WANT_W) a.acc(n + k, pos, x * (a.param(n + k, pos) * pi - a.param(2 * n + k, pos) * pr));
+            ordered(dx);  // one harmonic at a time (simd.h; kernel-only, 1 thread, FIXED: 0.94x)
         }
         return dx;
     }
@@ -335,8 +343,8 @@ template <typename T, int N> struct FourierF {
     static OA_INLINE V bwd_value_fast(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
-        if constexpr (MODE == HARMONIC) return harmonic_backward_value(x, g, a, pos, n, y);
-        else return learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y);
+        if constexpr (MODE == ANY) return learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y);
+        else return harmonic_backward_value(x, g, a, pos, n, y);  // (FIXED: value_mode)
     }
     // Lanes beyond the fast sine's range: the sums as backward_libm's; the value lane by lane with
     // libm in float64 (any frequencies: as learned_backward's, harmonic rows: as forward_libm's).
@@ -366,10 +374,8 @@ template <typename T, int N> struct FourierF {
     template <int MODE, class V, class L> static OA_INLINE V bwd_fast(V x, V g, L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
-        if constexpr (MODE == HARMONIC)
-            return a.skip & (1u << FREQUENCIES) ? harmonic_backward<false>(x, g, a, pos, n)
-                                                : harmonic_backward<true>(x, g, a, pos, n);
-        else return learned_backward<false, true>(x, g, a, pos, n, V{});
+        if constexpr (MODE == ANY) return learned_backward<false, true>(x, g, a, pos, n, V{});
+        else return harmonic_backward<MODE == HARMONIC>(x, g, a, pos, n);
     }
 
     // Any frequencies' extra columns (float32): w'_k = w_k / pi and phi'_k = phi_k / pi.

@@ -223,20 +223,26 @@ template <class F> struct Packing<F, std::void_t<decltype(F::pack_forward(0))>> 
 // an input was not finite or beyond the family's fast_bound: the chunk's outputs are written again
 // and its sums start from zero again (each chunk's do: they are flushed after it). Inputs seldom are,
 // so the fast formula runs alone. The family may split it into FAST_MODES chosen once per call from
-// aux (Fourier: any frequencies or harmonic rows), which takes that choice out of the loop. Other
+// aux and the skip mask (Fourier: any frequencies, harmonic rows with or without the frequencies'
+// sums), which takes those choices out of the loop; forward_mode and value_mode say which modes a
+// forward and a backward with the value may take (the others' loops are not compiled). Other
 // families keep the checked elements everywhere: for a formula of a few operations the note costs
 // what the rules do (kernel-only A/B, 2 threads, 4M float32: Hermite-3's forward 1.13x with clean
 // chunks, Rational-5/4's total 0.97x).
 template <class F, class = void> struct Clean {
     static constexpr bool ENABLED = false;
     static constexpr int MODES = 1;
-    template <typename T> static int mode(T) { return 0; }
+    template <typename T> static int mode(T, unsigned) { return 0; }
     template <typename T> static T bound(T) { return std::numeric_limits<T>::max(); }
+    static constexpr bool forward_mode(int) { return true; }
+    static constexpr bool value_mode(int) { return true; }
 };
 template <class F> struct Clean<F, std::void_t<decltype(F::FAST_MODES)>> {
     static constexpr bool ENABLED = true;
     static constexpr int MODES = F::FAST_MODES;
-    template <typename T> static int mode(T aux) { return F::fast_mode(aux); }
+    template <typename T> static int mode(T aux, unsigned skip) { return F::fast_mode(aux, skip); }
+    static constexpr bool forward_mode(int mode) { return F::forward_mode(mode); }
+    static constexpr bool value_mode(int mode) { return F::value_mode(mode); }
     template <typename T> static T bound(T aux) { return std::min(F::fast_bound(aux), std::numeric_limits<T>::max()); }
     template <int MODE, class V, class L, typename T>
     static OA_INLINE V fwd(V x, const L& a, i64 pos, int n, int p, T aux) {
@@ -517,9 +523,10 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
     const Prepared<T> prepared = prepare<T, F<T, N>, true>(params, G, P, n, aux, m, nthreads);
     if (runs) {
         if (mapped) forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
-        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux), [&](auto mode) {
+        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux, 0u), [&](auto mode) {
             constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::forward(MODE) : 1;
-            forward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+            if constexpr (Clean<F<T, N>>::forward_mode(MODE))
+                forward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
         });
     } else {
         if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
@@ -553,10 +560,10 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
     const Prepared<T> prepared = prepare<T, F<T, N>, false>(raw, G, P, n, aux, m, nthreads);
     if (runs) {
         if (mapped) backward_runs<T, F<T, N>, INF_NAN, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
-        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux), [&](auto mode) {
+        else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux, skip), [&](auto mode) {
             constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::backward(MODE) : 1;
             bool done = false;  // by the family's backward with its value
-            if constexpr (ValueInBackward<F<T, N>>::HAS)
+            if constexpr (ValueInBackward<F<T, N>>::HAS && Clean<F<T, N>>::value_mode(MODE))
                 if (value_here) {
                     backward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
                     done = true;

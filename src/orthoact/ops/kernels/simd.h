@@ -151,15 +151,18 @@ static OA_INLINE VT<float>::V vround(VT<float>::V x) {
 // the order it is written, one term's chain at a time: GCC otherwise scheduled the five reductions of
 // a learned Fourier-5's cosines together, then their polynomials together, which kept more values
 // live than AVX2's 16 registers hold (spills; kernel-only forward, 1 thread, 4M float32: 5.17 ms
-// with it, 5.82 without). Single registers only; a no-op where a vector is not one x86 register
+// with it, 5.82 without). A pack: each of its registers. A no-op where a vector is not one x86 register
 // (no AVX: GCC's 32-byte vectors are pairs of SSE registers) and off x86.
 template <class V> static OA_INLINE void ordered(V& v) {
-    static_assert(!VecTraits<V>::IS_PACK, "ordered: one register");
+    if constexpr (VecTraits<V>::IS_PACK) {
+        for (auto& r : v.v) ordered(r);
+    } else {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__AVX__)
-    asm volatile("" : "+v"(v));
+        asm volatile("" : "+v"(v));
 #else
-    (void)v;
+        (void)v;
 #endif
+    }
 }
 
 // Whether any lane of a mask is set: one vector test, not one per lane.

@@ -630,7 +630,8 @@ def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, d
     an input far beyond the range, computed with libm): outputs, input gradients and parameter
     gradients equal the reference's, in the chunks computed again (their sums counted once) and in
     the others, NaN and infinity where the reference has them (the NaN group's gradients). With
-    `value`, the recompute path (the value from the backward's own pass). Fourier's rows: any
+    `value`, the recompute path (the value from the backward's own pass); without, also with no
+    input gradient wanted (the same parameter gradients). Fourier's rows: any
     frequencies, harmonic ones learned and fixed (each its own fast formula)."""
     if variant.startswith("fourier@"):
         act = _harmonic(3, dtype, 0.7, learn=variant == "fourier@harmonic", channel_dim=1, backend="fused")
@@ -661,6 +662,13 @@ def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, d
         torch.testing.assert_close(b[ok], a[ok], rtol=tol, atol=tol, msg=lambda m, name=name: f"{variant} {name}: {m}")
         if name not in ("output", "input grad"):
             assert torch.isnan(a[0]).all(), name
+    if not value:  # no input gradient wanted (the kernels get no dx): the same parameter gradients
+        ps = [t.detach().clone().requires_grad_(t.requires_grad) for t in params]
+        call(act, x, ps, channel_dim=1, backend="fused").backward(grad)
+        for name, p, b in zip(act.spec.param_names, ps, fast[2:]):
+            assert (p.grad is None) == (b is None), name
+            if b is not None:
+                torch.testing.assert_close(p.grad, b, rtol=0, atol=0, equal_nan=True, msg=name)
 
 
 def _run_both(act, x, params, grad, backend, value):

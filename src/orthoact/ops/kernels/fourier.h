@@ -115,11 +115,19 @@ template <typename T, int N> struct FourierF {
     template <class V, class L> static OA_INLINE V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
         return harm ? harmonic_forward(x, a, pos, n, d) : learned_forward(x, a, pos, n, d);
     }
+    // cos and sin of a harmonic row's angle theta = w_1 x (from the forward's or the backward's row).
+    template <class V> struct Angle { V c, s; };
+    template <bool FORWARD, class V, class L> static OA_INLINE Angle<V> angle_of(V x, const L& a, i64 pos, int n) {
+        Angle<V> t;
+        angle(x, V(a.param(HALF_TURNS ? w1pi(n, FORWARD) : FORWARD ? n + 1 : 0, pos)), t.s, t.c);
+        return t;
+    }
     template <class V, class L> static OA_INLINE V harmonic_forward(V x, const L& a, i64 pos, int n, V* d) {
-        V s1, c1;
-        angle(x, V(a.param(HALF_TURNS ? w1pi(n, true) : n + 1, pos)), s1, c1);
-        if (d) *d = horner_re<false>(c1, s1, a, pos, n, own(n), own(n) + n);
-        return a.param(0, pos) + horner_re<true>(c1, s1, a, pos, n, 0, 2 * n);
+        return harmonic_forward_from(angle_of<true>(x, a, pos, n), a, pos, n, d);
+    }
+    template <class V, class L> static OA_INLINE V harmonic_forward_from(const Angle<V>& z, const L& a, i64 pos, int n, V* d) {
+        if (d) *d = horner_re<false>(z.c, z.s, a, pos, n, own(n), own(n) + n);
+        return a.param(0, pos) + horner_re<true>(z.c, z.s, a, pos, n, 0, 2 * n);
     }
     // Any frequencies: one sin/cos per harmonic (single registers: pack_forward).
     template <class V, class L> static OA_INLINE V learned_forward(V x, const L& a, i64 pos, int n, V* d) {
@@ -175,10 +183,18 @@ template <typename T, int N> struct FourierF {
                             : forward_libm(x, a, pos, n, harmonic(aux), &d);
     }
 
-    template <int MODE, class V, class L> static OA_INLINE V fwd_fast(V x, const L& a, i64 pos, int n_rt, int, T) {
+    // The clean chunks' formulas in two stages (kernels.cpp, for_vectors_staged): fast_first, what the
+    // rest needs first (harmonic rows: the sine and cosine of their angle; nothing for any
+    // frequencies, whose harmonics are independent chains already), then the rest from it.
+    template <int MODE, bool FORWARD, class V, class L> static OA_INLINE Angle<V> fast_first(V x, const L& a, i64 pos, int n_rt, T) {
+        if constexpr (MODE == ANY) return Angle<V>{};
+        else return angle_of<FORWARD>(x, a, pos, N > 0 ? N : n_rt);
+    }
+    template <int MODE, class V, class L>
+    static OA_INLINE V fwd_fast(const Angle<V>& z, V x, const L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt;
         if constexpr (MODE == ANY) return learned_forward(x, a, pos, n, static_cast<V*>(nullptr));
-        else return harmonic_forward(x, a, pos, n, static_cast<V*>(nullptr));
+        else return harmonic_forward_from(z, a, pos, n, static_cast<V*>(nullptr));
     }
 
     // One harmonic's unscaled sums (see the top of the file) and its term of F', from sin z, cos z.
@@ -218,9 +234,12 @@ template <typename T, int N> struct FourierF {
     }
     // g F'(x) and the harmonic rows' plain sums by the recurrence p_k = g z^k (see the top of the file).
     template <bool WANT_W, class V, class L> static OA_INLINE V harmonic_backward(V x, V g, L& a, i64 pos, int n) {
+        return harmonic_backward_from<WANT_W>(angle_of<false>(x, a, pos, n), x, g, a, pos, n);
+    }
+    template <bool WANT_W, class V, class L>
+    static OA_INLINE V harmonic_backward_from(const Angle<V>& z, V x, V g, L& a, i64 pos, int n) {
         const int e0 = own(n);  // e_k in column e0 + k, f_k in e0 + n + k
-        V s1, c1;
-        angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
+        const V c1 = z.c, s1 = z.s;
         V pr = g * c1, pi = g * s1, dx = V{};  // p_1 = g z
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -324,9 +343,12 @@ template <typename T, int N> struct FourierF {
     }
     // (Fixed frequencies only: value_in_backward.)
     template <class V, class L> static OA_INLINE V harmonic_backward_value(V x, V g, L& a, i64 pos, int n, V& y) {
+        return harmonic_backward_value_from(angle_of<false>(x, a, pos, n), g, a, pos, n, y);
+    }
+    template <class V, class L>
+    static OA_INLINE V harmonic_backward_value_from(const Angle<V>& z, V g, L& a, i64 pos, int n, V& y) {
         const int e0 = own(n);  // e_k, f_k, A_k, B_k in columns e0 + k, e0 + n + k, e0 + 2n + k, e0 + 3n + k
-        V s1, c1;
-        angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
+        const V c1 = z.c, s1 = z.s;
         V qr = c1, qi = s1, d = V{}, value = a.param(e0 + 4 * n + 1, pos);
 #pragma GCC unroll 16
         for (int k = 1; k <= n; ++k) {
@@ -340,11 +362,11 @@ template <typename T, int N> struct FourierF {
         return g * d;
     }
     template <int MODE, class V, class L>
-    static OA_INLINE V bwd_value_fast(V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
+    static OA_INLINE V bwd_value_fast(const Angle<V>& z, V x, V g, L& a, i64 pos, int n_rt, int, T, V& y) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
         if constexpr (MODE == ANY) return learned_backward<false, true, true>(x, g, a, pos, n, V{}, &y);
-        else return harmonic_backward_value(x, g, a, pos, n, y);  // (FIXED: value_mode)
+        else return harmonic_backward_value_from(z, g, a, pos, n, y);  // (FIXED: value_mode)
     }
     // Lanes beyond the fast sine's range: the sums as backward_libm's; the value lane by lane with
     // libm in float64 (any frequencies: as learned_backward's, harmonic rows: as forward_libm's).
@@ -371,11 +393,12 @@ template <typename T, int N> struct FourierF {
                             : backward_libm<EXT>(x, g, a, pos, n, harmonic(aux), t);
     }
 
-    template <int MODE, class V, class L> static OA_INLINE V bwd_fast(V x, V g, L& a, i64 pos, int n_rt, int, T) {
+    template <int MODE, class V, class L>
+    static OA_INLINE V bwd_fast(const Angle<V>& z, V x, V g, L& a, i64 pos, int n_rt, int, T) {
         const int n = N > 0 ? N : n_rt;
         a.acc(0, pos, g);
         if constexpr (MODE == ANY) return learned_backward<false, true>(x, g, a, pos, n, V{});
-        else return harmonic_backward<MODE == HARMONIC>(x, g, a, pos, n);
+        else return harmonic_backward_from<MODE == HARMONIC>(z, x, g, a, pos, n);
     }
 
     // Any frequencies' extra columns (float32): w'_k = w_k / pi and phi'_k = phi_k / pi.

@@ -89,6 +89,53 @@ static OA_INLINE void for_vectors(const T* x, const T* g, T* out, i64 begin, i64
     }
 }
 
+// for_vectors with the body in two stages, r = second(first(x_i), x_i, g_i, i, second_out),
+// software-pipelined: the first stage of vector i + 1 is issued before the second of vector i, so
+// two vectors' chains of dependent operations overlap where one vector's is longer than the
+// out-of-order window hides (Fourier's harmonic rows: the sine and cosine of the angle, then the
+// recurrence on them; kernel-only, 1 thread, 4M float32, fixed frequencies: forward 0.86x, backward
+// 0.82x of the one-stage loop). The pointers are the chunk's [0, len): out always (a scratch chunk
+// where the caller wants none), g only with GRAD, out2 (second_out) only with OUT2, so the loop
+// has no branch: GCC schedules within a basic block (a test of out in the loop: backward 1.08x).
+template <typename T, class V, bool GRAD, bool OUT2, class First, class Second>
+static OA_INLINE void for_vectors_staged(const T* x, const T* g, T* out, T* out2, i64 len, First first, Second second) {
+    constexpr int W = lanes<V>;
+    const auto grad = [&](i64 i) OA_INLINE_LAMBDA {
+        if constexpr (GRAD) return load<V>(g + i);
+        else return V{};
+    };
+    i64 i = 0;
+    V second_out{};
+    if (W <= len) {
+        V xv = load<V>(x);
+        auto st = first(xv);
+        for (; i + 2 * W <= len; i += W) {
+            const V xn = load<V>(x + i + W);
+            const auto sn = first(xn);
+            store(out + i, second(st, xv, grad(i), i, second_out));
+            if constexpr (OUT2) store(out2 + i, second_out);
+            st = sn;
+            xv = xn;
+        }
+        store(out + i, second(st, xv, grad(i), i, second_out));
+        if constexpr (OUT2) store(out2 + i, second_out);
+        i += W;
+    }
+    if (i < len) {  // zero-padded, as for_vectors
+        T xt[W] = {}, gt[W] = {}, rt[W], st[W];
+        const int m = (int)(len - i);
+        std::memcpy(xt, x + i, sizeof(T) * m);
+        if constexpr (GRAD) std::memcpy(gt, g + i, sizeof(T) * m);
+        const V xv = load<V>(xt);
+        store(rt, second(first(xv), xv, load<V>(gt), i, second_out));
+        std::memcpy(out + i, rt, sizeof(T) * m);
+        if constexpr (OUT2) {
+            store(st, second_out);
+            std::memcpy(out2 + i, st, sizeof(T) * m);
+        }
+    }
+}
+
 // The value the family sees: x, or limit * tanh(x / 2) with the clamp (its tanh kept in s).
 template <typename T, class V, class L>
 static OA_INLINE V mapped_input(V x, const L& a, i64 pos, int p, const InputMap<T>& m, V& s) {
@@ -244,17 +291,21 @@ template <class F> struct Clean<F, std::void_t<decltype(F::FAST_MODES)>> {
     static constexpr bool forward_mode(int mode) { return F::forward_mode(mode); }
     static constexpr bool value_mode(int mode) { return F::value_mode(mode); }
     template <typename T> static T bound(T aux) { return std::min(F::fast_bound(aux), std::numeric_limits<T>::max()); }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V fwd(V x, const L& a, i64 pos, int n, int p, T aux) {
-        return F::template fwd_fast<MODE>(x, a, pos, n, p, aux);
+    template <int MODE, bool FORWARD, class V, class L, typename T>
+    static OA_INLINE auto first(V x, const L& a, i64 pos, int n, T aux) {
+        return F::template fast_first<MODE, FORWARD>(x, a, pos, n, aux);
     }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V bwd(V x, V g, L& a, i64 pos, int n, int p, T aux) {
-        return F::template bwd_fast<MODE>(x, g, a, pos, n, p, aux);
+    template <int MODE, class S, class V, class L, typename T>
+    static OA_INLINE V fwd(const S& st, V x, const L& a, i64 pos, int n, int p, T aux) {
+        return F::template fwd_fast<MODE>(st, x, a, pos, n, p, aux);
     }
-    template <int MODE, class V, class L, typename T>
-    static OA_INLINE V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y) {
-        return F::template bwd_value_fast<MODE>(x, g, a, pos, n, p, aux, y);
+    template <int MODE, class S, class V, class L, typename T>
+    static OA_INLINE V bwd(const S& st, V x, V g, L& a, i64 pos, int n, int p, T aux) {
+        return F::template bwd_fast<MODE>(st, x, g, a, pos, n, p, aux);
+    }
+    template <int MODE, class S, class V, class L, typename T>
+    static OA_INLINE V bwd_value(const S& st, V x, V g, L& a, i64 pos, int n, int p, T aux, V& y) {
+        return F::template bwd_value_fast<MODE>(st, x, g, a, pos, n, p, aux, y);
     }
 };
 
@@ -346,9 +397,11 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
                 for (i64 s = i; s < end; s += FLUSH) {
                     const i64 e = std::min(end, s + FLUSH);
                     Seen<T> seen;
-                    for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, s, e, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+                    for_vectors_staged<T, VecOf<T, PACK>, false, false>(x + s, nullptr, y + s, nullptr, e - s, [&](auto xv) OA_INLINE_LAMBDA {
                         seen.note(xv, bound);
-                        return Clean<F>::template fwd<MODE>(xv, a, pos, n, pf, aux);
+                        return Clean<F>::template first<MODE, true>(xv, a, 0, n, aux);
+                    }, [&](const auto& st, auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+                        return Clean<F>::template fwd<MODE>(st, xv, a, pos, n, pf, aux);
                     });
                     if (!seen.within(bound)) forward_checked<T, F, INF_NAN>(x, y, s, e, a, n, pf, aux, m);  // again, checked
                 }
@@ -391,6 +444,7 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
         Blocked<T, F::P + 1 + Extra<F>::MAX> a;
         a.skip = skip;
+        std::vector<T> scratch(Clean<F>::ENABLED && !MAPPED && !dx ? FLUSH : 0);  // the clean chunks' dx, unwanted
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
@@ -410,15 +464,18 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
                     }
                 } else {
                     Seen<T> seen;
+                    const auto first = [&](auto xv) OA_INLINE_LAMBDA {
+                        seen.note(xv, bound);
+                        return Clean<F>::template first<MODE, false>(xv, a, 0, n, aux);
+                    };
+                    T* out = dx ? dx + s : scratch.data();
                     if constexpr (VALUE) {
-                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
-                            seen.note(xv, bound);
-                            return Clean<F>::template bwd_value<MODE>(xv, gv, a, pos, n, pf, aux, yv);
-                        }, y);
+                        for_vectors_staged<T, VecOf<T, PACK>, true, true>(x + s, g + s, out, y + s, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+                            return Clean<F>::template bwd_value<MODE>(st, xv, gv, a, pos, n, pf, aux, yv);
+                        });
                     } else {
-                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
-                            seen.note(xv, bound);
-                            return Clean<F>::template bwd<MODE>(xv, gv, a, pos, n, pf, aux);
+                        for_vectors_staged<T, VecOf<T, PACK>, true, false>(x + s, g + s, out, nullptr, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+                            return Clean<F>::template bwd<MODE>(st, xv, gv, a, pos, n, pf, aux);
                         });
                     }
                     if (!seen.within(bound)) {  // again, checked: the chunk's sums start from zero again (flush)

@@ -671,6 +671,21 @@ def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, d
                 torch.testing.assert_close(p.grad, b, rtol=0, atol=0, equal_nan=True, msg=name)
 
 
+def test_fused_fourier_parameters_beyond_the_fast_range_on_long_runs():
+    """A phase of 9000 (no argument within the fast sine's range: aux -1, a bound below zero) sends
+    every chunk of long runs to the checked elements (libm in float64): values and gradients equal the
+    reference's, in both groups, forward, backward and the recompute."""
+    act = make("fourier", groups=2, dtype=torch.float32, seed=3, channel_dim=1, backend="fused")
+    with torch.no_grad():
+        act.phases[1, 0] = 9000.0
+    torch.manual_seed(2)
+    x = (2 * torch.randn(1, 2, 2 * 8192 + 5, dtype=torch.float64)).float()
+    grad = torch.randn_like(x)
+    assert_matches_reference(act, x, grad, channel_dim=1)
+    y, dx, grads = act.forward_and_backward(x, grad)
+    assert_matches_reference(act, x, grad, channel_dim=1, fast=[y, dx, *grads])
+
+
 def _run_both(act, x, params, grad, backend, value):
     """[y, dx, *parameter grads] of ``act`` with ``params`` on ``x`` for ``grad``: autograd, or with
     ``value`` the fused kernels' recompute (the value and the gradients from one backward call)."""

@@ -26,14 +26,19 @@
 //   static constexpr int own(int n);  // the family's own columns at degree n, where they are fixed by
 //        it (the kernels then refuse a row of another width: oa_forward / oa_backward return 3)
 //   static constexpr int pack_forward(int mode), pack_backward(int mode);  // float32 registers per
-//        step of the clean chunks (default 1; see simd.h and kernels.cpp), chosen by kernel-only A/B
-//   static constexpr int FAST_MODES;  static int fast_mode(T aux);  static T fast_bound(T aux);
-//   template <int MODE, class V, class L> static V fwd_fast(V x, const L& a, i64 pos, int n, int p, T aux);
-//   template <int MODE, class V, class L> static V bwd_fast(V x, V g, L& a, i64 pos, int n, int p, T aux);
-//   template <int MODE, class V, class L> static V bwd_value_fast(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);
-//        // the clean chunks' formulas (kernels.cpp, Clean: every |x| of the chunk finite and within
-//        // fast_bound(aux)), one of FAST_MODES chosen per call by fast_mode(aux); by default fwd,
-//        // bwd<false> and bwd_value, with the bound the largest finite T
+//        step in the runs layout without an input map (default 1; see simd.h and kernels.cpp), chosen
+//        by kernel-only A/B; mode 0 for a family without clean chunks
+//   static constexpr int FAST_MODES;  static int fast_mode(T aux, unsigned skip);  static T fast_bound(T aux);
+//   static constexpr bool forward_mode(int mode), value_mode(int mode);
+//   template <int MODE, bool FORWARD, class V, class L> static S fast_first(V x, const L& a, i64 pos, int n, T aux);
+//   template <int MODE, class V, class L> static V fwd_fast(const S& first, V x, const L& a, i64 pos, int n, int p, T aux);
+//   template <int MODE, class V, class L> static V bwd_fast(const S& first, V x, V g, L& a, i64 pos, int n, int p, T aux);
+//   template <int MODE, class V, class L> static V bwd_value_fast(const S& first, V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);
+//        // clean chunks (kernels.cpp, Clean: the chunk's |x| all finite and within fast_bound(aux), else
+//        // it is computed again by fwd / bwd / bwd_value): one of FAST_MODES chosen per call by
+//        // fast_mode (the forward's with skip 0), in two stages, fast_first's result S (the
+//        // forward's with FORWARD) then the formula from it; forward_mode / value_mode say which modes
+//        // a forward and a backward with the value take. A family without FAST_MODES has no clean chunks.
 //   static bool value_in_backward(T aux, unsigned skip);  template <class V, class L>
 //   static V bwd_value(V x, V g, L& a, i64 pos, int n, int p, T aux, V& y);  // bwd<false> that also
 //        sets y = F(x) (on the backward-prepared parameters), for a call that asks for the value

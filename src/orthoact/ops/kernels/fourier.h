@@ -56,7 +56,7 @@ template <typename T, int N> struct FourierF {
     static constexpr bool value_mode(int mode) { return mode != HARMONIC; }
     static T fast_bound(T aux) { return bound_of(aux); }
     static constexpr int M = N > 0 ? N : OA_MAX_DEGREE;  // the most harmonics a row has
-    // Extra prepared columns (from p + 1: 2n in the forward's rows, 4n + 1 in the backward's). Any frequencies, in float32: the fast path's argument in
+    // Extra prepared columns (from p + 1: 2n + 1 in the forward's rows, 4n + 2 in the backward's). Any frequencies, in float32: the fast path's argument in
     // half-turns, u_k = w'_k x - phi'_k with w'_k = fl(w_k / pi) and phi'_k = fl(phi_k / pi), so that
     // the reduction is exact (sincospi_v): three adds instead of three FMAs per sin/cos (kernel-only
     // A/B, Fourier-5, 2 threads, 4M float32: forward 0.82x, backward 0.92x). Rounding w'_k and phi'_k

@@ -246,8 +246,9 @@ template <typename T> struct Prepared {
     const T* row(i64 group) const { return rows.data() + group * width; }
 };
 
-// Registers per step of the runs layout's float32 clean chunks (see simd.h for why, and Clean below):
-// a family declaring pack_forward / pack_backward says per mode whether its rows gain from it. Only
+// Registers per step of the runs layout's float32 loops without an input map (see simd.h for why):
+// a family declaring pack_forward / pack_backward says per mode (Clean below; mode 0 for a family
+// without clean chunks) whether its rows gain from it. Only
 // 32-byte builds pack: with AVX-512's 32 registers and the larger out-of-order window of the CPUs
 // that have it, two interleaved vectors measured 0.95-1.03x (AMD Zen 5), and every pack is one more
 // copy of the loops to compile.
@@ -327,9 +328,11 @@ template <typename T> struct Seen {
     }
     bool within(T bound) const {
         if constexpr (std::is_same<T, float>::value) {
+            if (!(bound >= T(0))) return false;
+            const T b = std::fabs(bound);  // +0 for -0 (whose sign bit would order above every |x|)
             uint32_t limit;
-            std::memcpy(&limit, &bound, sizeof limit);
-            return !(bound >= T(0)) ? false : !any_set(top > limit);
+            std::memcpy(&limit, &b, sizeof limit);
+            return !any_set(top > limit);
         } else {
             return !any_set(top);
         }
@@ -396,6 +399,10 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
             } else {
                 for (i64 s = i; s < end; s += FLUSH) {
                     const i64 e = std::min(end, s + FLUSH);
+                    if (!(bound >= T(0))) {  // nothing within (Fourier's huge or non-finite parameters)
+                        forward_checked<T, F, INF_NAN>(x, y, s, e, a, n, pf, aux, m);
+                        continue;
+                    }
                     Seen<T> seen;
                     for_vectors_staged<T, VecOf<T, PACK>, false, false>(x + s, nullptr, y + s, nullptr, e - s, [&](auto xv) OA_INLINE_LAMBDA {
                         seen.note(xv, bound);
@@ -462,6 +469,8 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
                             return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
                         });
                     }
+                } else if (!(bound >= T(0))) {  // nothing within (as the forward's)
+                    backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
                 } else {
                     Seen<T> seen;
                     const auto first = [&](auto xv) OA_INLINE_LAMBDA {
@@ -584,6 +593,8 @@ static void run_forward(const T* x, T* y, i64 Ntot, i64 block_len, i64 G, const 
             constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::forward(MODE) : 1;
             if constexpr (Clean<F<T, N>>::forward_mode(MODE))
                 forward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
+            else  // (a mode the family's forward never takes: checked, element by element)
+                forward_runs<T, F<T, N>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
         });
     } else {
         if (mapped) forward_rows<T, F<T, 0>, INF_NAN, true>(x, y, Ntot, block_len, G, prepared, n, P, aux, m, nthreads);
@@ -620,11 +631,14 @@ static void run_backward(const T* x, const T* g, T* dx, double* dparams, i64 Nto
         else with_mode<F<T, N>>(Clean<F<T, N>>::mode(aux, skip), [&](auto mode) {
             constexpr int MODE = decltype(mode)::value, PACK = std::is_same<T, float>::value ? Packing<F<T, N>>::backward(MODE) : 1;
             bool done = false;  // by the family's backward with its value
-            if constexpr (ValueInBackward<F<T, N>>::HAS && Clean<F<T, N>>::value_mode(MODE))
+            if constexpr (ValueInBackward<F<T, N>>::HAS && Clean<F<T, N>>::value_mode(MODE)) {
                 if (value_here) {
                     backward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE, true>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip, y);
                     done = true;
                 }
+            } else if (value_here) {  // (a mode without the value's loop: the forward first)
+                run_forward<T, F, INF_NAN, N>(x, y, Ntot, block_len, G, raw, n, P, m, nthreads);
+            }
             if (!done) backward_runs<T, F<T, N>, INF_NAN, false, PACK, MODE>(x, g, dx, dparams, Ntot, block_len, G, prepared, n, P, aux, m, nthreads, skip);
         });
     } else {
@@ -726,6 +740,8 @@ int oa_abi_version() { return OA_ABI_VERSION; }
 // Bytes per SIMD vector: 64 with AVX-512, 32 otherwise (see common.h).
 int oa_vector_bytes() { return OA_VBYTES; }
 
+// Outputs must not overlap inputs (y, dx and dparams against x, g and params): a chunk computed again
+// (Clean) reads its inputs after its outputs were written.
 // code: the family's variant; dtype: 0 = float32, 1 = float64; P: packed parameters per group (with
 // a clamp, its limit last); flags: bit 0 clamp, bit 1 domain [lo, hi]. Returns 0 on success, 1 for
 // an unknown variant, 2 for an unknown dtype, 3 for a degree or P out of range (or P not the family's

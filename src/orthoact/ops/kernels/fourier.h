@@ -73,11 +73,6 @@ template <typename T, int N> struct FourierF {
     static constexpr int PX = 4 * M + 2;
     static int extra(int n, bool forward, T) { return forward ? 2 * n + 1 : 4 * n + 2; }
     static constexpr OA_INLINE int w1pi(int n, bool forward) { return own(n) + (forward ? 2 * n + 1 : 4 * n + 2); }
-    // sin and cos of a harmonic row's angle theta = w_1 x (w1: its column, w_1 for float64, w'_1 for float32).
-    template <class V> static OA_INLINE void angle(V x, V w1, V& s, V& c) {
-        if constexpr (HALF_TURNS) sincospi_v<true>(x * w1, s, c);
-        else sincos_v<true>(x * w1, s, c);
-    }
     // The row's own columns (p in common.h's terms): the extra ones are own(n) + 1 .. own(n) + extra(n), at
     // offsets known at compile time (kernels.cpp refuses a call whose p is not own(n)).
     static constexpr OA_INLINE int own(int n) { return 3 * n + 1; }
@@ -115,11 +110,13 @@ template <typename T, int N> struct FourierF {
     template <class V, class L> static OA_INLINE V forward_sums(V x, const L& a, i64 pos, int n, bool harm, V* d) {
         return harm ? harmonic_forward(x, a, pos, n, d) : learned_forward(x, a, pos, n, d);
     }
-    // cos and sin of a harmonic row's angle theta = w_1 x (from the forward's or the backward's row).
+    // cos and sin of a harmonic row's angle theta = w_1 x, from the forward's or the backward's row
+    // (float32: w'_1 x in half-turns; float64: w_1 x, libm).
     template <class V> struct Angle { V c, s; };
     template <bool FORWARD, class V, class L> static OA_INLINE Angle<V> angle_of(V x, const L& a, i64 pos, int n) {
         Angle<V> t;
-        angle(x, V(a.param(HALF_TURNS ? w1pi(n, FORWARD) : FORWARD ? n + 1 : 0, pos)), t.s, t.c);
+        if constexpr (HALF_TURNS) sincospi_v<true>(x * V(a.param(w1pi(n, FORWARD), pos)), t.s, t.c);
+        else sincos_v<true>(x * V(a.param(FORWARD ? n + 1 : 0, pos)), t.s, t.c);
         return t;
     }
     template <class V, class L> static OA_INLINE V harmonic_forward(V x, const L& a, i64 pos, int n, V* d) {
@@ -265,9 +262,8 @@ template <typename T, int N> struct FourierF {
             const V w1 = a.param(0, pos);
             V C[M + 1], S[M + 1];
             if (FAST) {
-                V s1, c1;
-                angle(x, V(a.param(HALF_TURNS ? w1pi(n, false) : 0, pos)), s1, c1);
-                harmonics(c1, s1, n, C, S);
+                const Angle<V> z = angle_of<false>(x, a, pos, n);
+                harmonics(z.c, z.s, n, C, S);
             }
 #pragma GCC unroll 16
             for (int k = 1; k <= n; ++k) {

@@ -8,11 +8,12 @@ the same values; output, input gradient and every parameter gradient are compare
 ``conftest.assert_matches_reference``). Degree 0 must be refused by every backend alike.
 """
 
+import importlib.util
 import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import VARIANTS, assert_matches_reference, degree_for, make, spec_of, split_variant
@@ -20,7 +21,7 @@ from orthoact import functional as OF
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 PARAM_DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-BACKENDS = ["fused"]  # TEMP
+BACKENDS = ["fused"] + (["triton"] if importlib.util.find_spec("triton") else [])  # Triton: interpreted without a GPU
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -69,6 +70,7 @@ def input_maps(draw, variant):
 def test_fast_paths_match_the_float64_reference(variant, degree, layout, dtype, param_dtype, backend, scale, seed, data):
     shape, groups, channel_dim = layout
     name, options = split_variant(variant)
+    event(f"backend {backend}")
     inputs = data.draw(input_maps(variant))
     torch.manual_seed(seed)
     x = (scale * torch.randn(shape, dtype=torch.float64)).to(dtype)

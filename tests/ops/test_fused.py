@@ -671,6 +671,33 @@ def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, d
                 torch.testing.assert_close(p.grad, b, rtol=0, atol=0, equal_nan=True, msg=name)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("layout", ["runs", "rows"])
+@pytest.mark.parametrize("clamp", [False, True], ids=["plain", "clamp"])
+def test_fused_parameter_gradients_without_an_input_gradient(variant, layout, clamp):
+    """With no input gradient wanted the kernels get no dx buffer (their loops write a scratch chunk
+    or row instead): the parameter gradients are bit-equal to those of the same call with the input
+    gradient wanted, and match the float64 reference, in both layouts (runs of 8192 + 77 elements of
+    one group, rows of 3 groups x 7) and with the clamp (the checked loops with an input map)."""
+    act = make(variant, groups=3, dtype=torch.float32, seed=7, channel_dim=1, backend="fused", clamp=clamp)
+    shape = (1, 3, 8192 + 77) if layout == "runs" else (40, 3, 7)
+    x = torch.randn(shape)
+    grad = torch.randn(shape)
+    params = list(act.reference_tensors())
+    grads = {}
+    for wanted in (True, False):
+        xx = x.clone().requires_grad_(wanted)
+        ps = [t.detach().clone().requires_grad_(t.requires_grad) for t in params]
+        call(act, xx, ps, channel_dim=1, backend="fused").backward(grad)
+        assert (xx.grad is not None) == wanted
+        grads[wanted] = [p.grad for p in ps]
+    for name, a, b in zip(act.spec.param_names, grads[True], grads[False]):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    assert_matches_reference(act, x, grad, channel_dim=1)
+
+
 def test_fused_fourier_parameters_beyond_the_fast_range_on_long_runs():
     """A phase of 9000 (no argument within the fast sine's range: aux -1, a bound below zero) sends
     every chunk of long runs to the checked elements (libm in float64): values and gradients equal the

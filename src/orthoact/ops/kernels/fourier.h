@@ -180,7 +180,7 @@ template <typename T, int N> struct FourierF {
                             : forward_libm(x, a, pos, n, harmonic(aux), &d);
     }
 
-    // The clean chunks' formulas in two stages (kernels.cpp, for_vectors_staged): fast_first, what the
+    // The clean chunks' formulas in two stages (kernels.cpp, for_vectors): fast_first, what the
     // rest needs first (harmonic rows: the sine and cosine of their angle; nothing for any
     // frequencies, whose harmonics are independent chains already), then the rest from it.
     template <int MODE, bool FORWARD, class V, class L> static OA_INLINE Angle<V> fast_first(V x, const L& a, i64 pos, int n_rt, T) {

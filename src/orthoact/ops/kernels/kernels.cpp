@@ -61,44 +61,20 @@ static inline void thread_range(i64 N, int t, int nt, i64& lo, i64& hi) {
     hi = std::min(N, lo + per);
 }
 
-// Apply `r = body(xv, gv, pos, second)` to [begin, end) in vectors of type V (a register or a pack),
-// writing r to out and what the body leaves in `second` to out2 (when not null); the tail is
-// zero-padded (a zero dy adds nothing to any gradient) and only its valid lanes are written back.
-template <typename T, class V, class Body>
-static OA_INLINE void for_vectors(const T* x, const T* g, T* out, i64 begin, i64 end, i64 pos0, Body body,
-                                  T* out2 = nullptr) {
-    constexpr int W = lanes<V>;
-    i64 i = begin;
-    V second{};
-    for (; i + W <= end; i += W) {
-        const V r = body(load<V>(x + i), g ? load<V>(g + i) : V{}, pos0 + (i - begin), second);
-        if (out) store(out + i, r);
-        if (out2) store(out2 + i, second);
-    }
-    if (i < end) {
-        T xt[W] = {}, gt[W] = {}, rt[W], st[W];
-        const int m = (int)(end - i);
-        std::memcpy(xt, x + i, sizeof(T) * m);
-        if (g) std::memcpy(gt, g + i, sizeof(T) * m);
-        store(rt, body(load<V>(xt), load<V>(gt), pos0 + (i - begin), second));
-        if (out) std::memcpy(out + i, rt, sizeof(T) * m);
-        if (out2) {
-            store(st, second);
-            std::memcpy(out2 + i, st, sizeof(T) * m);
-        }
-    }
-}
-
-// for_vectors with the body in two stages, r = second(first(x_i), x_i, g_i, i, second_out),
-// software-pipelined: the first stage of vector i + 1 is issued before the second of vector i, so
-// two vectors' chains of dependent operations overlap where one vector's is longer than the
-// out-of-order window hides (Fourier's harmonic rows: the sine and cosine of the angle, then the
-// recurrence on them; kernel-only, 1 thread, 4M float32, fixed frequencies: forward 0.86x, backward
-// 0.82x of the one-stage loop). The pointers are the chunk's [0, len): out always (a scratch chunk
-// where the caller wants none), g only with GRAD, out2 (second_out) only with OUT2, so the loop
-// has no branch: GCC schedules within a basic block (a test of out in the loop: backward 1.08x).
+// Apply r = second(first(x_i), x_i, g_i, i, second_out) to the vectors of type V (a register or
+// a pack) of a chunk [0, len), writing r to out and second_out to out2. The pointers are the chunk's:
+// out always (a scratch chunk where the caller wants none), g only with GRAD, out2 only with OUT2, so
+// the loop has no branch (GCC schedules within a basic block; a test of out in the loop: Fourier's
+// backward 1.08x). The tail is zero-padded (a zero dy adds nothing to any gradient) and only its
+// valid lanes are written back.
+// A first stage that returns something (Fourier's harmonic rows: the sine and cosine of their angle)
+// is software-pipelined: vector i + 1's is issued before vector i's second, so two vectors' chains of
+// dependent operations overlap where one vector's is longer than the out-of-order window hides
+// (kernel-only, 1 thread, 4M float32, fixed-frequency Fourier-5: forward 0.86x, backward 0.82x of
+// the one-stage loop). One that returns NoStage (one_stage below) gives the plain loop.
+struct NoStage {};
 template <typename T, class V, bool GRAD, bool OUT2, class First, class Second>
-static OA_INLINE void for_vectors_staged(const T* x, const T* g, T* out, T* out2, i64 len, First first, Second second) {
+static OA_INLINE void for_vectors(const T* x, const T* g, T* out, T* out2, i64 len, First first, Second second) {
     constexpr int W = lanes<V>;
     const auto grad = [&](i64 i) OA_INLINE_LAMBDA {
         if constexpr (GRAD) return load<V>(g + i);
@@ -106,7 +82,13 @@ static OA_INLINE void for_vectors_staged(const T* x, const T* g, T* out, T* out2
     };
     i64 i = 0;
     V second_out{};
-    if (W <= len) {
+    if constexpr (std::is_same<decltype(first(V{})), NoStage>::value) {
+        for (; i + W <= len; i += W) {
+            const V xv = load<V>(x + i);
+            store(out + i, second(NoStage{}, xv, grad(i), i, second_out));
+            if constexpr (OUT2) store(out2 + i, second_out);
+        }
+    } else if (W <= len) {
         V xv = load<V>(x);
         auto st = first(xv);
         for (; i + 2 * W <= len; i += W) {
@@ -121,7 +103,7 @@ static OA_INLINE void for_vectors_staged(const T* x, const T* g, T* out, T* out2
         if constexpr (OUT2) store(out2 + i, second_out);
         i += W;
     }
-    if (i < len) {  // zero-padded, as for_vectors
+    if (i < len) {
         T xt[W] = {}, gt[W] = {}, rt[W], st[W];
         const int m = (int)(len - i);
         std::memcpy(xt, x + i, sizeof(T) * m);
@@ -134,6 +116,15 @@ static OA_INLINE void for_vectors_staged(const T* x, const T* g, T* out, T* out2
             std::memcpy(out2 + i, st, sizeof(T) * m);
         }
     }
+}
+
+// for_vectors with a one-stage body(x_i, g_i, pos, second_out).
+template <typename T, class V, bool GRAD, bool OUT2 = false, class Body>
+static OA_INLINE void one_stage(const T* x, const T* g, T* out, T* out2, i64 len, Body body) {
+    for_vectors<T, V, GRAD, OUT2>(x, g, out, out2, len, [](V) OA_INLINE_LAMBDA { return NoStage{}; },
+                                  [&](NoStage, auto xv, auto gv, i64 pos, auto& so) OA_INLINE_LAMBDA {
+                                      return body(xv, gv, pos, so);
+                                  });
 }
 
 // The value the family sees: x, or limit * tanh(x / 2) with the clamp (its tanh kept in s).
@@ -371,7 +362,7 @@ template <typename T> static std::vector<T> expand_rows(const T* params, i64 G, 
 template <typename T, class F, bool INF_NAN, class L>
 __attribute__((noinline)) static void forward_checked(const T* x, T* y, i64 s, i64 e, const L& a, int n, int pf,
                                                       T aux, const InputMap<T>& m) {
-    for_vectors<T, typename VT<T>::V>(x, nullptr, y, s, e, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+    one_stage<T, typename VT<T>::V, false>(x + s, nullptr, y + s, nullptr, e - s, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
         return forward_element<T, F, INF_NAN, true>(xv, a, pos, n, pf, aux, m);
     });
 }
@@ -393,7 +384,7 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
             a.set(prep.row(block % G), prep.width);
             if constexpr (MAPPED || !Clean<F>::ENABLED) {
-                for_vectors<T, VecOf<T, PACK>>(x, nullptr, y, i, end, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+                one_stage<T, VecOf<T, PACK>, false>(x + i, nullptr, y + i, nullptr, end - i, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
                     return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
                 });
             } else {
@@ -404,7 +395,7 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
                         continue;
                     }
                     Seen<T> seen;
-                    for_vectors_staged<T, VecOf<T, PACK>, false, false>(x + s, nullptr, y + s, nullptr, e - s, [&](auto xv) OA_INLINE_LAMBDA {
+                    for_vectors<T, VecOf<T, PACK>, false, false>(x + s, nullptr, y + s, nullptr, e - s, [&](auto xv) OA_INLINE_LAMBDA {
                         seen.note(xv, bound);
                         return Clean<F>::template first<MODE, true>(xv, a, 0, n, aux);
                     }, [&](const auto& st, auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
@@ -418,16 +409,17 @@ static void forward_runs(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
     }
 }
 
-// The checked elements of a backward chunk (see forward_checked); VALUE: F(x) to y too (no input map).
+// The checked elements of a backward chunk (see forward_checked), its dx to out (dx + s, or a scratch
+// chunk); VALUE: F(x) to y too (no input map).
 template <typename T, class F, bool INF_NAN, bool VALUE, class L>
-__attribute__((noinline)) static void backward_checked(const T* x, const T* g, T* dx, T* y, i64 s, i64 e, L& a,
+__attribute__((noinline)) static void backward_checked(const T* x, const T* g, T* out, T* y, i64 s, i64 e, L& a,
                                                        int n, int pf, T aux, const InputMap<T>& m) {
     if constexpr (VALUE) {
-        for_vectors<T, typename VT<T>::V>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+        one_stage<T, typename VT<T>::V, true, true>(x + s, g + s, out, y + s, e - s, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
             return backward_value_element<T, F, INF_NAN>(xv, gv, a, pos, n, pf, aux, yv);
-        }, y);
+        });
     } else {
-        for_vectors<T, typename VT<T>::V>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+        one_stage<T, typename VT<T>::V, true>(x + s, g + s, out, nullptr, e - s, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
             return backward_element<T, F, INF_NAN, true>(xv, gv, a, pos, n, pf, aux, m);
         });
     }
@@ -451,7 +443,7 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
         double* acc = dparams ? partial.data() + (size_t)t * G * P : nullptr;
         Blocked<T, F::P + 1 + Extra<F>::MAX> a;
         a.skip = skip;
-        std::vector<T> scratch(Clean<F>::ENABLED && !MAPPED && !dx ? FLUSH : 0);  // the clean chunks' dx, unwanted
+        std::vector<T> scratch(dx ? 0 : FLUSH);  // the chunks' dx, unwanted (for_vectors writes one)
         for (i64 i = lo; i < hi;) {
             const i64 block = G == 1 ? 0 : i / block_len;
             const i64 end = G == 1 ? hi : std::min(hi, (block + 1) * block_len);
@@ -459,37 +451,37 @@ static void backward_runs(const T* x, const T* g, T* dx, double* dparams, i64 N,
             a.set(prep.row(group), prep.width);
             for (i64 s = i; s < end; s += FLUSH) {
                 const i64 e = std::min(end, s + FLUSH);
+                T* out = dx ? dx + s : scratch.data();
                 if constexpr (MAPPED || !Clean<F>::ENABLED) {
                     if constexpr (VALUE) {
-                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+                        one_stage<T, VecOf<T, PACK>, true, true>(x + s, g + s, out, y + s, e - s, [&](auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
                             return backward_value_element<T, F, INF_NAN>(xv, gv, a, pos, n, pf, aux, yv);
-                        }, y);
+                        });
                     } else {
-                        for_vectors<T, VecOf<T, PACK>>(x, g, dx, s, e, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+                        one_stage<T, VecOf<T, PACK>, true>(x + s, g + s, out, nullptr, e - s, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
                             return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
                         });
                     }
                 } else if (!(bound >= T(0))) {  // nothing within (as the forward's)
-                    backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
+                    backward_checked<T, F, INF_NAN, VALUE>(x, g, out, y, s, e, a, n, pf, aux, m);
                 } else {
                     Seen<T> seen;
                     const auto first = [&](auto xv) OA_INLINE_LAMBDA {
                         seen.note(xv, bound);
                         return Clean<F>::template first<MODE, false>(xv, a, 0, n, aux);
                     };
-                    T* out = dx ? dx + s : scratch.data();
                     if constexpr (VALUE) {
-                        for_vectors_staged<T, VecOf<T, PACK>, true, true>(x + s, g + s, out, y + s, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
+                        for_vectors<T, VecOf<T, PACK>, true, true>(x + s, g + s, out, y + s, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto& yv) OA_INLINE_LAMBDA {
                             return Clean<F>::template bwd_value<MODE>(st, xv, gv, a, pos, n, pf, aux, yv);
                         });
                     } else {
-                        for_vectors_staged<T, VecOf<T, PACK>, true, false>(x + s, g + s, out, nullptr, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+                        for_vectors<T, VecOf<T, PACK>, true, false>(x + s, g + s, out, nullptr, e - s, first, [&](const auto& st, auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
                             return Clean<F>::template bwd<MODE>(st, xv, gv, a, pos, n, pf, aux);
                         });
                     }
                     if (!seen.within(bound)) {  // again, checked: the chunk's sums start from zero again (flush)
                         a.clear();
-                        backward_checked<T, F, INF_NAN, VALUE>(x, g, dx, y, s, e, a, n, pf, aux, m);
+                        backward_checked<T, F, INF_NAN, VALUE>(x, g, out, y, s, e, a, n, pf, aux, m);
                     }
                 }
                 if (acc) flush_runs(a, acc + group * P, P);
@@ -513,7 +505,7 @@ static void forward_rows(const T* x, T* y, i64 N, i64 block_len, i64 G, const Pr
 #pragma omp parallel for num_threads(thread_count(N, nthreads)) schedule(static)
     for (i64 r = 0; r < rows; ++r) {
         const RowsLayout<T> a{expanded.data(), nullptr, Rp, nullptr, 0};
-        for_vectors<T, typename VT<T>::V>(x, nullptr, y, r * R, (r + 1) * R, 0, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
+        one_stage<T, typename VT<T>::V, false>(x + r * R, nullptr, y + r * R, nullptr, R, [&](auto xv, auto, i64 pos, auto&) OA_INLINE_LAMBDA {
             return forward_element<T, F, INF_NAN, MAPPED>(xv, a, pos, n, pf, aux, m);
         });
     }
@@ -537,9 +529,10 @@ static void backward_rows(const T* x, const T* g, T* dx, double* dparams, i64 N,
         std::vector<typename VT<T>::I> bad((size_t)(Rp / W));
         double* acc = dparams ? partial.data() + (size_t)t * P * Rp : nullptr;
         RowsLayout<T> a{expanded.data(), racc.data(), Rp, bad.data(), skip};
+        std::vector<T> scratch(dx ? 0 : R);  // a row's dx, unwanted (for_vectors writes one)
         const i64 flush_rows = std::max<i64>(1, FLUSH / R);
         for (i64 r = lo; r < hi; ++r) {
-            for_vectors<T, typename VT<T>::V>(x, g, dx, r * R, (r + 1) * R, 0, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
+            one_stage<T, typename VT<T>::V, true>(x + r * R, g + r * R, dx ? dx + r * R : scratch.data(), nullptr, R, [&](auto xv, auto gv, i64 pos, auto&) OA_INLINE_LAMBDA {
                 return backward_element<T, F, INF_NAN, MAPPED>(xv, gv, a, pos, n, pf, aux, m);
             });
             if (acc && ((r - lo + 1) % flush_rows == 0 || r + 1 == hi)) {

@@ -16,12 +16,12 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import VARIANTS, assert_matches_reference, degree_for, make, spec_of, split_variant
+from conftest import NO_GPU, VARIANTS, assert_matches_reference, degree_for, make, spec_of, split_variant
 from orthoact import functional as OF
 
 DTYPES = [torch.float32, torch.float64, torch.bfloat16, torch.float16]
 PARAM_DTYPES = [torch.float32, torch.float64, torch.bfloat16]
-BACKENDS = ["fused"] + (["triton"] if importlib.util.find_spec("triton") else [])  # Triton: interpreted without a GPU
+BACKENDS = ["fused"] + (["triton"] if importlib.util.find_spec("triton") and NO_GPU else [])  # interpreted: CPU tensors
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -676,14 +676,17 @@ def test_fused_chunks_with_nonfinite_or_far_inputs_are_computed_again(variant, d
 @pytest.mark.parametrize("clamp", [False, True], ids=["plain", "clamp"])
 def test_fused_parameter_gradients_without_an_input_gradient(variant, layout, clamp):
     """With no input gradient wanted the kernels get no dx buffer (their loops write a scratch chunk
-    or row instead): the parameter gradients are bit-equal to those of the same call with the input
-    gradient wanted, and match the float64 reference, in both layouts (runs of 8192 + 77 elements of
-    one group, rows of 3 groups x 7) and with the clamp (the checked loops with an input map)."""
+    or row instead): the parameter gradients (the clamp limit's too) are bit-equal to those of the same
+    call with the input gradient wanted, and match the float64 reference, in both layouts (runs of
+    8192 + 77 elements of one group, rows of 3 groups x 7) and with the clamp (the checked loops with
+    an input map); so are the value and the gradients of `forward_and_backward` (in long runs without
+    an input map, the value from the backward's own pass)."""
     act = make(variant, groups=3, dtype=torch.float32, seed=7, channel_dim=1, backend="fused", clamp=clamp)
     shape = (1, 3, 8192 + 77) if layout == "runs" else (40, 3, 7)
     x = torch.randn(shape)
     grad = torch.randn(shape)
     params = list(act.reference_tensors())
+    names = [*act.spec.param_names] + (["clamp_limit"] if clamp else [])
     grads = {}
     for wanted in (True, False):
         xx = x.clone().requires_grad_(wanted)
@@ -691,11 +694,19 @@ def test_fused_parameter_gradients_without_an_input_gradient(variant, layout, cl
         call(act, xx, ps, channel_dim=1, backend="fused").backward(grad)
         assert (xx.grad is not None) == wanted
         grads[wanted] = [p.grad for p in ps]
-    for name, a, b in zip(act.spec.param_names, grads[True], grads[False]):
+    for name, a, b in zip(names, grads[True], grads[False], strict=True):
         assert (a is None) == (b is None), name
         if a is not None:
             torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
     assert_matches_reference(act, x, grad, channel_dim=1)
+    y, dx, dparams = act.forward_and_backward(x, grad)
+    y_alone, no_dx, dparams_alone = act.forward_and_backward(x, grad, need_input_grad=False)
+    assert dx is not None and no_dx is None
+    torch.testing.assert_close(y_alone, y, rtol=0, atol=0)
+    for name, a, b in zip(names, dparams, dparams_alone, strict=True):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
 
 
 def test_fused_fourier_parameters_beyond_the_fast_range_on_long_runs():

@@ -85,7 +85,7 @@ static OA_INLINE void for_vectors(const T* x, const T* g, T* out, T* out2, i64 l
     if constexpr (std::is_same<decltype(first(V{})), NoStage>::value) {
         for (; i + W <= len; i += W) {
             const V xv = load<V>(x + i);
-            store(out + i, second(NoStage{}, xv, grad(i), i, second_out));
+            store(out + i, second(first(xv), xv, grad(i), i, second_out));  // (first: for its effects)
             if constexpr (OUT2) store(out2 + i, second_out);
         }
     } else if (W <= len) {

@@ -41,7 +41,7 @@ from pathlib import Path
 
 KERNEL_DIR = Path(__file__).with_name("kernels")
 DRIVER = "kernels.cpp"
-SHARED_HEADERS = ("simd.h", "common.h")  # included by every family's library
+SHARED_HEADERS = ("simd.h", "common.h", "envelope.h")  # included by the families (hashed for every library)
 # -ffp-contract=fast: a * b + c as one FMA (ISO -std=c++17 turns contraction off), which the sin/cos
 # range reduction needs for its accuracy and Horner's rule for its speed.
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17", "-fno-math-errno", "-ffp-contract=fast"]

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "common.h"
+#include "envelope.h"
 
 // The float32 backward of the runs layout takes each max from its upper envelope, prepared per group on
 // the host: the pieces of x's axis on which one line is the first arg-max, in increasing x, and the
@@ -14,7 +15,7 @@
 // blends and two masked sums per line; a line never on the envelope costs nothing (the benchmark's
 // module, the paper's normal init, has 3 and 4 pieces of 6 lines). The sums are per piece (a mask per
 // piece from two adjacent comparisons) and finish_backward moves them to the pieces' lines. The host's
-// comparisons are exact (envelope() below), so each element's gradient goes to the first arg-max of the
+// comparisons are exact (envelope.h), so each element's gradient goes to the first arg-max of the
 // exact values s_k x + o_k, as the float64 reference's does up to its own rounding; the per-line loop
 // compares float32-rounded values and may pick another line within a rounding of a crossing.
 // Kernel-only A/B on AMD Zen 3 (AVX2), TR-5, 4M float32, 2 threads: backward 0.52-0.65x with the
@@ -51,89 +52,16 @@ template <typename T, int N> struct TropicalRationalF {
     static constexpr OA_INLINE int own(int n) { return 4 * (n + 1); }
     static constexpr OA_INLINE int envelope_columns(int n, int h) { return own(n) + 1 + h * (4 * n + 4); }
 
-    // ---- the upper envelope (host) -------------------------------------------------------------
-    // Whether a - b is exact in float64 for any two of the n + 1 values (float32 ones: finite, their
-    // exponents within 28 of each other, zeros aside): then every comparison below is exact.
-    static bool exact_differences(const T* v, int n) {
-        int lo = 1 << 20, hi = -(1 << 20);
-        for (int k = 0; k <= n; ++k) {
-            if (!std::isfinite(v[k])) return false;
-            if (v[k] != T(0)) lo = std::min(lo, std::ilogb(v[k])), hi = std::max(hi, std::ilogb(v[k]));
-        }
-        return hi - lo <= 28;
-    }
-    // The first arg-max of s_k x + o_k at a finite x, each pair compared by the sign of
-    // (s_k - s_b) x + (o_k - o_b) in one FMA (exact: the differences are, see exact_differences, and the
-    // FMA rounds the exact value once), or at x = -inf (sign < 0: least slope, then greatest offset)
-    // or +inf (sign > 0).
-    static int winner(const T* s, const T* o, int n, double x, int sign) {
-        int best = 0;
-        for (int k = 1; k <= n; ++k) {
-            const double ds = double(s[k]) - double(s[best]), dn = double(o[k]) - double(o[best]);
-            if (sign != 0 ? sign * ds > 0 || (ds == 0 && dn > 0) : std::fma(ds, x, dn) > 0) best = k;
-        }
-        return best;
-    }
-    // The greatest T <= t and the least T >= t (+-inf beyond T's range).
-    static T at_or_below(double t) {
-        if (!(t < double(std::numeric_limits<T>::max()))) return std::numeric_limits<T>::max();
-        if (t < -double(std::numeric_limits<T>::max())) return -T(INFINITY);
-        const T f = T(t);
-        return double(f) > t ? std::nextafter(f, -T(INFINITY)) : f;
-    }
-    static T at_or_above(double t) { return -at_or_below(-t); }
-    // The pieces of max_k (s_k x + o_k) over the finite T values x: line[i] the first arg-max on piece i,
-    // start[i] (i >= 1) the least x of piece i. Every crossing of two lines is c = (o_j - o_i) / (s_i - s_j)
-    // rounded once (the differences are exact): where the exact crossing is a T value, c is that
-    // value; otherwise no T value lies at it or between it and c. So per crossing c, in increasing x:
-    // c itself, when it is a T value, as a piece of one value (its exact winner: lines may tie there),
-    // then the stretch up to the next crossing, from the least T value above c, with the winner at the
-    // midpoint of the two crossings (which lies in the stretch's exact region whenever the stretch
-    // holds a T value). A candidate starting at or before earlier ones replaces them (they hold no T
-    // value); adjacent candidates with one line merge. Every piece's line is then the exact first
-    // arg-max on it, and each line's set is an interval (where it equals the maximum is one, the lines
-    // before it tie there at its ends only), so there are at most n + 1 pieces (a candidate about to
-    // be replaced may exceed that by one). Returns the count; more than n + 1, which aux's condition
-    // rules out, returns 0.
-    static int envelope(const T* s, const T* o, int n, int* line, T* start) {
-        double cross[(M + 1) * M / 2];
-        int m = 0;
-        for (int i = 0; i <= n; ++i)
-            for (int j = 0; j < i; ++j)
-                if (s[i] != s[j]) cross[m++] = (double(o[j]) - double(o[i])) / (double(s[i]) - double(s[j]));
-        std::sort(cross, cross + m);
-        m = int(std::unique(cross, cross + m) - cross);
-        line[0] = winner(s, o, n, 0.0, -1);
-        start[0] = -T(INFINITY);
-        int count = 1;
-        bool over = false;
-        auto add = [&](T from, int k) {
-            while (count > 1 && from <= start[count - 1]) --count;  // candidates holding no other T value
-            if (over || line[count - 1] == k) return;                // the same line goes on
-            if (count > n + 1) {
-                over = true;
-                return;
-            }
-            line[count] = k;
-            start[count++] = from;
-        };
-        for (int c = 0; c < m; ++c) {
-            T b = at_or_above(cross[c]);        // the stretch after the crossing starts at b, or after it
-            if (double(b) == cross[c]) {        // the crossing is a float: a piece of its own
-                add(b, winner(s, o, n, b, 0));
-                b = std::nextafter(b, T(INFINITY));
-            }
-            add(b, c + 1 < m ? winner(s, o, n, 0.5 * (cross[c] + cross[c + 1]), 0) : winner(s, o, n, 0.0, 1));
-        }
-        return over || count > n + 1 ? 0 : count;
-    }
+    // ---- the upper envelope (host: envelope.h) --------------------------------------------------
+    typedef UpperEnvelope<T, M> Envelope;
+
     // Per max h (0: numerator, 1: denominator), its envelope in the extra columns (see above; were it
     // to have more pieces than lines, which aux rules out, the columns would describe line 0 alone).
     static void prepare_envelope(const T* raw, T* out, int n, int h) {
         const int m = n + 1, c0 = envelope_columns(n, h);
         int line[M + 3];
         T start[M + 3];
-        const int count = envelope(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
+        const int count = Envelope::pieces(raw + 2 * h * m, raw + (2 * h + 1) * m, n, line, start);
         const int last = std::max(count, 1) - 1;
         out[c0] = T(std::max(count, 1));
         for (int i = 1; i <= n; ++i) out[c0 + i] = i < count ? start[i] : T(INFINITY);
@@ -295,7 +223,7 @@ template <typename T, int N> struct TropicalRationalF {
         if (!ENVELOPE || !runs) return T(0);
         for (i64 g = 0; g < G; ++g)
             for (int set = 0; set < 4; ++set)
-                if (!exact_differences(params + g * P_ + set * (n + 1), n)) return T(0);
+                if (!Envelope::exact_differences(params + g * P_ + set * (n + 1), n)) return T(0);
         return T(1);
     }
 };

@@ -157,8 +157,8 @@ def test_a_library_built_from_other_sources_is_swapped_in_and_out(fresh):
     shutil.copytree(_build.KERNEL_DIR, source)
     header = source / "tropical.h"
     text = header.read_text()
-    assert text.count("return scale * best;") == 1
-    header.write_text(text.replace("return scale * best;", "return T(2) * scale * best;"))
+    assert text.count("return scale_of(aux) * best;") == 1
+    header.write_text(text.replace("return scale_of(aux) * best;", "return T(2) * scale_of(aux) * best;"))
     info = _build.build_from("tropical", source, fresh / "lib")
     assert info.error is None and info.library is not None and info.compiled
     previous = _build.swap("tropical", info)

@@ -404,42 +404,47 @@ def test_fused_tropical_gradients_go_to_the_exact_first_argmax(case, groups):
     (as TropicalRational's): every element's gradient goes to the first arg-max of the exact values
     k x + a_k (rational arithmetic), at the floats next to every crossing and elsewhere, where comparing
     float32-rounded values picks another line within a rounding of a crossing (the paper's init, all
-    offsets 1: every line crosses at 0, and each |x| below about 1e-7 rounded to a tie). With g = 1
-    the offsets' gradients are s times the counts per line, compared exactly, and the input gradient
-    is s times the line; x = +inf goes to line 1 and -inf to line 0 (the rule at infinity), with the
-    values +inf and s a_0. Cases: the paper's init, normal offsets, offsets one float apart, degree 1
-    (the last piece line 1's), degree 10 (no permute: more lines than lanes); one group and three."""
+    offsets 1: every line crosses at 0, and each 0 < x below about 1e-7 rounded to a tie). With g = 1
+    the offsets' gradients are s times the counts per line (the counts compared exactly) and the
+    input gradient s times the line; x = +inf goes to line 1 and -inf to line 0 (the rule at infinity,
+    as before). The same from `forward_and_backward` (the backward that writes the value too), whose
+    values equal the forward's, +inf and s a_0 at the infinities. Cases: the paper's init, normal
+    offsets, offsets one float apart, degree 1 (the last piece line 1's), degree 10 (no permute with
+    8-lane vectors); one group, and three with offsets of their own."""
     degree = {"degree-1": 1, "degree-10": 10}.get(case, 5)
     act = orthoact.Tropical(degree, groups=groups, channel_dim=0, backend="fused")
     gen = torch.Generator().manual_seed(3)
-    offsets = torch.randn(degree + 1, generator=gen)
+    offsets = torch.randn(groups, degree + 1, generator=gen)
     if case == "paper":
-        offsets = torch.ones(degree + 1)
+        offsets = torch.ones(groups, degree + 1) + torch.arange(groups)[:, None]
     if case == "nearly-tied":
         one = torch.tensor(1.0)
         offsets = torch.tensor([1.0, torch.nextafter(one, 2 * one).item(), torch.nextafter(one, 0 * one).item(),
-                                1.0, -1.0, torch.nextafter(-one, 0 * one).item()])
+                                1.0, -1.0, torch.nextafter(-one, 0 * one).item()]).expand(groups, -1) * \
+            2.0 ** torch.arange(groups)[:, None]
     with torch.no_grad():
-        act.offsets.copy_(offsets.expand_as(act.offsets))
+        act.offsets.copy_(offsets)
     slopes = torch.arange(degree + 1, dtype=torch.float32)
-    finite = torch.cat([_floats_around_crossings(slopes, offsets), torch.tensor([1e-8, -1e-8, 2e-8, 0.0, -0.0]),
-                        3 * torch.randn(300, generator=gen)])
-    x = torch.cat([finite, torch.tensor([math.inf, -math.inf])])
-    n_rows = 600 // x.numel() + 1
-    xs = x.repeat(groups, n_rows).requires_grad_()  # (groups, n_rows * len(x)): runs of at least 600 elements
+    finite = [torch.cat([_floats_around_crossings(slopes, o), torch.tensor([1e-8, -1e-8, 2e-8, 0.0, -0.0]),
+                         3 * torch.randn(300, generator=gen)]) for o in offsets]
+    length = max(f.numel() for f in finite) + 2
+    finite = [torch.cat([f, f[: length - 2 - f.numel()]]) for f in finite]  # one length for every group
+    x = torch.stack([torch.cat([f, torch.tensor([math.inf, -math.inf])]) for f in finite])
+    n_rows = 600 // length + 1
+    xs = x.repeat(1, n_rows).requires_grad_()  # (groups, n_rows * length): runs of at least 600 elements
     y = act(xs)
     y.backward(torch.ones_like(y))
+    values, _, (offsets_grad,) = act.forward_and_backward(xs.detach(), torch.ones_like(xs), need_input_grad=False)
     scale = math.sqrt(2.0) / degree
-    arg = torch.cat([_exact_first_argmax(slopes, offsets, finite), torch.tensor([1, 0])])
-    counts = torch.bincount(arg, minlength=degree + 1).double() * n_rows * scale
     for grp in range(groups):
-        torch.testing.assert_close(act.offsets.grad[grp].double(), counts, rtol=1e-6, atol=0)
+        arg = torch.cat([_exact_first_argmax(slopes, offsets[grp], finite[grp]), torch.tensor([1, 0])])
+        counts = torch.bincount(arg, minlength=degree + 1).double() * n_rows
+        for grad in (act.offsets.grad[grp], offsets_grad[grp]):
+            assert torch.equal((grad.double() / scale).round(), counts), (grp, grad / scale, counts)
         torch.testing.assert_close(xs.grad[grp].double(), (scale * arg.double()).repeat(n_rows), rtol=1e-6, atol=0)
-    assert y[0, -2].item() == math.inf
-    assert y[0, -1].item() == pytest.approx(scale * offsets[0].item())
-    with torch.no_grad():  # the value from the backward's own pass: the same at +-inf
-        values, _, _ = act.forward_and_backward(xs.detach(), torch.ones_like(xs), need_input_grad=False)
-    assert values[0, -2].item() == math.inf and values[0, -1].item() == pytest.approx(scale * offsets[0].item())
+        assert y[grp, length - 2].item() == math.inf
+        assert y[grp, length - 1].item() == pytest.approx(scale * offsets[grp, 0].item())
+    torch.testing.assert_close(values, y.detach(), rtol=1e-6, atol=0)
 
 
 def test_fused_only_parameter_or_only_input_grad():

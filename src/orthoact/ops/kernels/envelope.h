@@ -3,7 +3,8 @@
 // comparisons. TropicalRational's and Tropical's float32 backwards read each max from it (see their
 // headers): every element's gradient then goes to the first arg-max of the exact values, as the float64
 // reference's does up to its own rounding, where comparing float32-rounded values may pick another
-// line within a rounding of a crossing. M: the most lines' degree.
+// line within a rounding of a crossing. M: the most lines' degree; pieces() writes up to n + 2 entries
+// of line and start (callers give M + 3).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -51,7 +52,7 @@ template <typename T, int M> struct UpperEnvelope {
     // value); adjacent candidates with one line merge. Every piece's line is then the exact first
     // arg-max on it, and each line's set is an interval (where it equals the maximum is one, the lines
     // before it tie there at its ends only), so there are at most n + 1 pieces (a candidate about to
-    // be replaced may exceed that by one). Returns the count; more than n + 1, which aux's condition
+    // be replaced may exceed that by one). Returns the count; more than n + 1, which exact_differences
     // rules out, returns 0.
     static int pieces(const T* s, const T* o, int n, int* line, T* start) {
         double cross[(M + 1) * M / 2];

@@ -103,20 +103,49 @@ static OA_INLINE void sincos_v(V z, V& s, V& c) {
 // longer than the out-of-order window hides; ~8% of a fixed-frequency Fourier-5 forward+backward,
 // kernel-only, 2 threads, 4M float32, at the same operation count); the sine as f times a Horner
 // polynomial, the most accurate of the orders tried.
+// In two steps, for callers that reduce one argument while the polynomials of another run
+// (reduce_pi, then sincospi_reduced or sincospi_unsigned), and in one (sincospi_v).
+template <class V> struct PiReduced {
+    V f;  // u - round(u), in [-1/2, 1/2]
+    V t;  // 1.5 2^23 + round(u): its last mantissa bit is round(u)'s parity
+};
+template <class V> static OA_INLINE PiReduced<V> reduce_pi(V u) { return PiReduced<V>{u - vround(u), u + 12582912.0f}; }
+// The sign bit (alone) of the lanes whose round(u) is odd: where both sin(pi u) and cos(pi u) flip.
+template <class V> static OA_INLINE Mask<V> odd_sign(const PiReduced<V>& r) {
+    return as<Mask<V>>(as<Unsigned<V>>(r.t) << 31u);
+}
+template <class V> static OA_INLINE V flip(V v, Mask<V> sign) { return as<V>(as<Mask<V>>(v) ^ sign); }
+template <class V> static OA_INLINE V cospi_poly(V f2, V f4) {
+    return (1.0f + f2 * -4.934802055e+00f) + f4 * ((4.058709621e+00f + f2 * -1.335216165e+00f) +
+                                                  f4 * (2.349539250e-01f + f2 * -2.442069724e-02f));
+}
+template <class V> static OA_INLINE V sinpi_poly(V f, V f2) {  // f: the reduced argument, its sign flipped or not
+    return f * (3.141592741e+00f + f2 * (-5.167710781e+00f + f2 * (2.550082445e+00f +
+                                        f2 * (-5.983080864e-01f + f2 * 7.767596841e-02f))));
+}
+template <bool WANT_SIN, class V>
+static OA_INLINE void sincospi_reduced(const PiReduced<V>& r, V& s, V& c) {
+    const V f2 = r.f * r.f, f4 = f2 * f2;
+    const Mask<V> sign = odd_sign(r);
+    c = flip(cospi_poly(f2, f4), sign);
+    if (WANT_SIN) s = flip(sinpi_poly(r.f, f2), sign);
+}
+// The same values with the cosine's sign left to the caller: s = sin(pi u) (the sine is odd: its sign
+// goes onto f, beside f^2), cp = cos(pi f) = |cos(pi u)|, and the sign bit to apply to cp, or to a
+// factor that multiplies it (also beside the polynomial). Bit for bit sincospi_reduced's values: a
+// sign flip is exact, and (-a) b = -(a b) in every rounding. It takes the flip off the end of both
+// chains (learned-frequency Fourier, where the rest of the harmonic waits on them).
+template <bool WANT_SIN, class V>
+static OA_INLINE Mask<V> sincospi_unsigned(const PiReduced<V>& r, V& s, V& cp) {
+    const V f2 = r.f * r.f, f4 = f2 * f2;
+    const Mask<V> sign = odd_sign(r);
+    cp = cospi_poly(f2, f4);
+    if (WANT_SIN) s = sinpi_poly(flip(r.f, sign), f2);
+    return sign;
+}
 template <bool WANT_SIN, class V>
 static OA_INLINE void sincospi_v(V u, V& s, V& c) {
-    typedef Mask<V> I;
-    const V t = u + 12582912.0f, f = u - vround(u);  // t = 1.5 2^23 + round(u): its last mantissa bit is q's parity
-    const V f2 = f * f, f4 = f2 * f2;
-    const I sign = as<I>(as<Unsigned<V>>(t) << 31u);
-    const V cp = (1.0f + f2 * -4.934802055e+00f) + f4 * ((4.058709621e+00f + f2 * -1.335216165e+00f) +
-                                                       f4 * (2.349539250e-01f + f2 * -2.442069724e-02f));
-    c = as<V>(as<I>(cp) ^ sign);
-    if (WANT_SIN) {
-        const V sp = f * (3.141592741e+00f + f2 * (-5.167710781e+00f + f2 * (2.550082445e+00f +
-                                                f2 * (-5.983080864e-01f + f2 * 7.767596841e-02f))));
-        s = as<V>(as<I>(sp) ^ sign);
-    }
+    sincospi_reduced<WANT_SIN>(reduce_pi(u), s, c);
 }
 
 // exp of float vectors (Cephes' expf: reduction by ln 2 in two steps and a degree-6 polynomial,

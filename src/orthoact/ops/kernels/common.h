@@ -119,6 +119,13 @@ template <class V> static OA_INLINE V cospi_poly(V f2, V f4) {
     return (1.0f + f2 * -4.934802055e+00f) + f4 * ((4.058709621e+00f + f2 * -1.335216165e+00f) +
                                                   f4 * (2.349539250e-01f + f2 * -2.442069724e-02f));
 }
+// cos(pi f) to degree 8 (Horner in f^2: four FMAs, no f^4), within 1.4e-7 on [-1/2, 1/2] (degree
+// 10: 1.1e-7, in the same order): for a cosine that only enters a gradient's sum (learned-frequency
+// Fourier's dF/dc_k), whose float32 accumulation errs more. Minimax with the constant 1, the other
+// coefficients searched among nearby floats for the least error of this evaluation.
+template <class V> static OA_INLINE V cospi_poly8(V f2) {
+    return 1.0f + f2 * (-4.9347954e+00f + f2 * (4.0584507e+00f + f2 * (-1.3320938e+00f + f2 * 2.2008061e-01f)));
+}
 template <class V> static OA_INLINE V sinpi_poly(V f, V f2) {  // f: the reduced argument, its sign flipped or not
     return f * (3.141592741e+00f + f2 * (-5.167710781e+00f + f2 * (2.550082445e+00f +
                                         f2 * (-5.983080864e-01f + f2 * 7.767596841e-02f))));
@@ -134,12 +141,14 @@ static OA_INLINE void sincospi_reduced(const PiReduced<V>& r, V& s, V& c) {
 // goes onto f, beside f^2), cp = cos(pi f) = |cos(pi u)|, and the sign bit to apply to cp, or to a
 // factor that multiplies it (also beside the polynomial). Bit for bit sincospi_reduced's values: a
 // sign flip is exact, and (-a) b = -(a b) in every rounding. It takes the flip off the end of both
-// chains (learned-frequency Fourier, where the rest of the harmonic waits on them).
-template <bool WANT_SIN, class V>
+// chains (learned-frequency Fourier, where the rest of the harmonic waits on them). SUM_COSINE: the
+// cosine to degree 8 (cospi_poly8).
+template <bool WANT_SIN, bool SUM_COSINE = false, class V>
 static OA_INLINE Mask<V> sincospi_unsigned(const PiReduced<V>& r, V& s, V& cp) {
-    const V f2 = r.f * r.f, f4 = f2 * f2;
+    const V f2 = r.f * r.f;
     const Mask<V> sign = odd_sign(r);
-    cp = cospi_poly(f2, f4);
+    if constexpr (SUM_COSINE) cp = cospi_poly8(f2);
+    else cp = cospi_poly(f2, f2 * f2);
     if (WANT_SIN) s = sinpi_poly(flip(r.f, sign), f2);
     return sign;
 }
@@ -200,12 +209,17 @@ template <typename T> struct InputMap {
 // acc_if(k, pos, mask, v) adds v on the lanes of mask only; mark(pos, mask) records lanes whose
 // input was non-finite (their group's gradients become NaN). A family may leave out the sums of the
 // tensors in `skip` (their columns are then not read).
-template <typename T, int P> struct Blocked {
+// (The sums take a 64-byte line each, the object aligned to one: where a loop keeps them in memory,
+// what else shares their lines moved with the stack's alignment and made its time bimodal;
+// learned-frequency Fourier-5's backward, kernel-only, 1 thread, 4M float32, at the 16 stack offsets
+// tried: 8.1-8.2 ms with the lines, 8.1-8.2 or 9.0-9.3 ms without.)
+template <typename T, int P> struct alignas(64) Blocked {
     typedef typename VT<T>::V V;
     typedef typename VT<T>::I I;
     static constexpr bool UNIFORM = true;  // param(k, pos) is the same in every lane
+    struct alignas(64) Sum { V v; };
     V A[P];
-    V S[P];
+    Sum S[P];
     I bad{};
     unsigned skip = 0;  // parameter tensors whose gradients are not wanted (bit j: the j-th; see kernels.cpp)
     const T* row = nullptr;  // the group's prepared row, as set
@@ -218,17 +232,18 @@ template <typename T, int P> struct Blocked {
     }
     // The sums and marks back to zero (a chunk computed again, kernels.cpp).
     void clear() {
-        for (int k = 0; k < width; ++k) S[k] = V{};
+        for (int k = 0; k < width; ++k) S[k].v = V{};
         bad = I{};
     }
     OA_INLINE V param(int k, i64) const { return A[k]; }
     // Parameters k .. k + W - 1 of the row, one per lane (a table for permute; the row must have them).
     OA_INLINE V lanes(int k) const { return load<V>(row + k); }
     // A pack's registers are added together before they reach the accumulator (one add per pack).
-    template <class X> OA_INLINE void acc(int k, i64, const X& v) { S[k] += fold(v); }
+    OA_INLINE V& sum(int k) { return S[k].v; }
+    template <class X> OA_INLINE void acc(int k, i64, const X& v) { S[k].v += fold(v); }
     template <class M, class X> OA_INLINE void acc_if(int k, i64, const M& mask, const X& v) {
-        if constexpr (VecTraits<X>::IS_PACK) S[k] += fold(select(mask, v, X{}));
-        else S[k] = mask ? S[k] + v : S[k];  // one masked add
+        if constexpr (VecTraits<X>::IS_PACK) S[k].v += fold(select(mask, v, X{}));
+        else S[k].v = mask ? S[k].v + v : S[k].v;  // one masked add
     }
     template <class M> OA_INLINE void mark(i64, const M& mask) {
         if constexpr (VecTraits<M>::IS_PACK) {

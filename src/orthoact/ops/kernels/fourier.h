@@ -342,7 +342,7 @@ template <typename T, int N> struct FourierF {
                 const PiReduced<V> r = next;
                 reduce_next(next, x, a, pos, n, k);
                 if constexpr (EXT) sincospi_reduced<true>(r, s, c);
-                else sign = sincospi_unsigned<true>(r, s, c);
+                else sign = sincospi_unsigned<true, !VALUE>(r, s, c);  // (no value: c is dF/dc_k's alone)
             } else if constexpr (FAST) {
                 sincos_v<true>(vfma(w, x, -phi), s, c);
             } else {

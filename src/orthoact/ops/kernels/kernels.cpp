@@ -342,8 +342,8 @@ template <typename T, int P>
 static inline void flush_runs(Blocked<T, P>& a, double* acc, int p) {
     const bool bad = any_set(a.bad);
     for (int k = 0; k < p; ++k) {
-        acc[k] += bad ? double(NAN) : double(lane_sum(a.S[k]));
-        a.S[k] = typename VT<T>::V{};
+        acc[k] += bad ? double(NAN) : double(lane_sum(a.sum(k)));
+        a.sum(k) = typename VT<T>::V{};
     }
     a.bad = typename VT<T>::I{};
 }

@@ -317,15 +317,24 @@ template <typename T, int N> struct FourierF {
     }
     // Any frequencies, every sum (single registers: pack_backward); VALUE: F(x) too, in y (one FMA per
     // harmonic on the cosines the sums use).
-    // Where its time goes (degree 5, float32, one core of the AMD EPYC Zen 3, 2026-12-07): 62-65
-    // cycles per vector of 8. Per vector GCC's loop has 87 operations for the two FMA units (17 per
-    // harmonic: the argument, f^2 and f^4, ten for the polynomials, three sums and F'), 71 vector
-    // loads (polynomial coefficients and parameters that 16 registers cannot hold, the sums) and 19
-    // stores; measured here, the core issues 2 FMAs, 2 vector loads and 1 vector store per cycle, and
-    // a vector shift takes an FMA unit's slot a third of the time (the sign's shift). Variants measured
-    // (kernel-only, 1 thread, 4M): without the sign's shift and xors (wrong values) 0.90x, without
-    // the three sums 0.86x; two harmonics interleaved 1.06x; two registers a step with the sums as
-    // FMA chains 1.06x (spills); Estrin's order for the sine 1.01x; -fschedule-insns 1.13x; clang 1.21x.
+    // Where its time goes (degree 5, float32, one core of the AMD EPYC Zen 3, 2026-12-07). The loop is
+    // latency-bound, not throughput-bound: each harmonic is a chain of ~40 cycles of dependent
+    // operations (argument, reduction, f^2, polynomial, sums), and the core's out-of-order window
+    // holds only a few harmonics' operations. Measured with vectors of independent chains of K
+    // dependent FMAs: K = 8, 14, 20, 28 took 4.6, 9.6, 20.6, 26.8 cycles per vector (the FMA units'
+    // rate alone: 4, 7, 10, 14). So time follows chain length times operations in flight more than the
+    // operation count: the cosine and sine to fewer operations but a quadrant swap (more, independent
+    // operations: 2 shifts, 8 logic ops) measured 1.00x; the sign by a byte shuffle instead of a shift,
+    // 1.02x; harmonic by harmonic over a chunk with three sums in registers, 1.23x; two vectors a step
+    // with each sum stored once, 1.16x. What shortened the chains: the next harmonic's reduction ahead
+    // and the signs off their ends (reduce_next, sincospi_unsigned; 0.91x), then the cosine to degree 8
+    // here (0.89x; 62-65 cycles per vector of 8 before, 50 after). Earlier variants (kernel-only, 1
+    // thread, 4M, against the one-harmonic-at-a-time loop): without the sign's shift and xors (wrong
+    // values) 0.90x, without the three sums 0.86x; two harmonics interleaved 1.06x; two registers a
+    // step with the sums as FMA chains 1.06x (spills); Estrin's order for the sine 1.01x (0.98x with
+    // the chains shortened, but 1.73e-7 from sin instead of 1.58e-7); -fschedule-insns 1.13x; clang
+    // 1.21x. The core issues 2 FMAs, 2 vector loads and 1 vector store per cycle; adds, logic ops,
+    // compares and roundings go beside the FMAs; a vector shift costs a sixth of a cycle more.
     template <bool EXT, bool FAST, bool VALUE = false, class V, class L>
     static OA_INLINE V learned_backward(V x, V g, L& a, i64 pos, int n, V t, V* y = nullptr) {
         V d = V{}, value = V{};

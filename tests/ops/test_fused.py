@@ -145,6 +145,27 @@ def test_fused_sine_and_cosine_are_float32_accurate():
     assert float((x.grad.double() / -5.0 - torch.sin(math.pi * u)).abs().max()) < 2e-7
 
 
+def test_fused_gradient_cosine_is_float32_accurate():
+    """The backward's cosine of learned frequencies, which only enters dF/dc_k's sum, is a degree-8
+    polynomial (`cospi_poly8`, fourier.h): within 1.4e-7 of cos(pi u) of the kernels' float32
+    argument. One group per element (one row of 200k channels), so each group's dF/dc_1 is that
+    element's cosine alone; and the sine of the same pass (F') keeps its bound."""
+    n = 200_000
+    act = orthoact.Fourier(2, groups=n, backend="fused")
+    with torch.no_grad():
+        act.bias.zero_()
+        act.coefficients.copy_(torch.tensor([1.0, 0.0]).expand(n, 2))
+        act.frequencies.copy_(torch.tensor([5.0, 3.0]).expand(n, 2))
+        act.phases.copy_(torch.tensor([0.3, 0.0]).expand(n, 2))
+    x = torch.cat([torch.linspace(-1600, 1600, n // 2), torch.linspace(-3, 3, n - n // 2)])[None].requires_grad_()
+    y = act(x)
+    y.backward(torch.ones_like(y))
+    u = _half_turns(torch.tensor(5.0), torch.tensor(0.3), x.detach()[0])
+    err = (act.coefficients.grad[:, 0].double() - torch.cos(math.pi * u)).abs().max()
+    assert float(err) < 1.4e-7
+    assert float((x.grad[0].double() / -5.0 - torch.sin(math.pi * u)).abs().max()) < 2e-7
+
+
 def test_fused_harmonic_sine_and_cosine_are_float32_accurate():
     """Harmonic rows (one sin/cos per element, w_k = k w_1) take their angle in half-turns too,
     u = fl(w'_1 x) with w'_1 = fl(w_1 / pi) (`_half_turns` with no phase). Degree 1 with phase 0,

@@ -135,9 +135,10 @@ template <typename T, int N> struct FourierF {
     // one harmonic's chain of dependent operations (argument, reduction, squares, polynomial, sums) is
     // long, and the out-of-order window holds few harmonics' operations at once. Kernel-only, AMD Zen 3,
     // Fourier-5, 4M float32: with the cosine's sign applied to its factor (sincospi_unsigned), forward
-    // 0.92x and backward 0.91x of one harmonic at a time (1 and 2 threads, the same values bit for bit);
-    // the reduction alone ahead, backward 0.93x; two harmonics ahead, or f^2 too, spill (backward
-    // 1.0-1.05x); the next vector's first harmonic ahead (for_vectors' first stage) adds nothing.
+    // 0.92x and backward 0.91x of one harmonic at a time on one core (2 threads, kernel_ab.py: 0.91x
+    // and 0.84x; the same values bit for bit); the reduction alone ahead, backward 0.93x; two harmonics
+    // ahead, or f^2 too, spill (backward 1.0-1.1x); the next vector's first harmonic ahead
+    // (for_vectors' first stage) adds nothing.
     template <class V, class L> static OA_INLINE void reduce_next(PiReduced<V>& next, V x, const L& a, i64 pos, int n, int k) {
         if (k >= n) return;
         next = reduced_argument(x, a, pos, n, k + 1);
@@ -351,7 +352,9 @@ template <typename T, int N> struct FourierF {
                 const PiReduced<V> r = next;
                 reduce_next(next, x, a, pos, n, k);
                 if constexpr (EXT) sincospi_reduced<true>(r, s, c);
-                else sign = sincospi_unsigned<true, !VALUE>(r, s, c);  // (no value: c is dF/dc_k's alone)
+                // (No value: c is dF/dc_k's alone, to degree 8. So dc_k differs, by up to 1.41e-7 a
+                // term, between this backward and the one that writes the value, whose cosine is F's.)
+                else sign = sincospi_unsigned<true, !VALUE>(r, s, c);
             } else if constexpr (FAST) {
                 sincos_v<true>(vfma(w, x, -phi), s, c);
             } else {
